@@ -1,0 +1,133 @@
+//! Translate and publish: the step every source ends in.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use snapshot::Snapshot;
+use translate::{Diagnostic, Options, Output, ResourceSet, Severity, translate};
+
+/// Where snapshots go: the data plane's publish function. It must be
+/// cheap (one atomic swap).
+pub type Publish = Arc<dyn Fn(Arc<Snapshot>) + Send + Sync>;
+
+/// What one pass through the pipeline did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The translation result.
+    pub output: Arc<Output>,
+    /// Whether a new snapshot was published (false when it equalled the
+    /// live one).
+    pub published: bool,
+    /// Time spent translating.
+    pub translate_time: Duration,
+}
+
+/// Turns resource sets into published snapshots, skipping snapshots that
+/// equal the live one and logging each diagnostic once when it appears.
+pub struct Pipeline {
+    options: Options,
+    publish: Publish,
+    live: Option<Arc<Snapshot>>,
+    reported: BTreeSet<Diagnostic>,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("options", &self.options)
+            .field("published", &self.live.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline translating with `options` and publishing through
+    /// `publish`.
+    pub fn new(options: Options, publish: Publish) -> Self {
+        Self {
+            options,
+            publish,
+            live: None,
+            reported: BTreeSet::new(),
+        }
+    }
+
+    /// Translates `resources` off the async worker threads and publishes
+    /// the snapshot if it differs from the live one.
+    pub async fn apply(&mut self, resources: ResourceSet) -> Applied {
+        let options = self.options.clone();
+        let started = Instant::now();
+        let output = tokio::task::spawn_blocking(move || translate(&resources, &options)).await;
+        let output = match output {
+            Ok(output) => output,
+            // A panic in the translator is a bug; keep serving what is
+            // live and say so loudly rather than take the process down.
+            Err(e) => {
+                tracing::error!(error = %e, "translation failed; keeping the live configuration");
+                return Applied {
+                    output: Arc::new(Output {
+                        snapshot: self.live.as_deref().cloned().unwrap_or_default(),
+                        diagnostics: Vec::new(),
+                    }),
+                    published: false,
+                    translate_time: started.elapsed(),
+                };
+            }
+        };
+        let translate_time = started.elapsed();
+        self.report(&output.diagnostics);
+
+        let output = Arc::new(output);
+        let unchanged = self
+            .live
+            .as_deref()
+            .is_some_and(|live| *live == output.snapshot);
+        if unchanged {
+            return Applied {
+                output,
+                published: false,
+                translate_time,
+            };
+        }
+        let snapshot = Arc::new(output.snapshot.clone());
+        (self.publish)(snapshot.clone());
+        self.live = Some(snapshot);
+        tracing::info!(
+            routes = output.snapshot.routes.len(),
+            entries = output.snapshot.entry_count(),
+            clusters = output.snapshot.clusters.len(),
+            translate_ms = translate_time.as_secs_f64() * 1e3,
+            "configuration published"
+        );
+        Applied {
+            output,
+            published: true,
+            translate_time,
+        }
+    }
+
+    /// Logs diagnostics that were not there last time, and notes the ones
+    /// that went away.
+    fn report(&mut self, diagnostics: &[Diagnostic]) {
+        let current: BTreeSet<Diagnostic> = diagnostics.iter().cloned().collect();
+        for d in current.difference(&self.reported) {
+            match d.severity {
+                Severity::Error => tracing::warn!(
+                    object = %d.object, field = %d.field, reason = d.reason.as_str(),
+                    "rejected: {}", d.message
+                ),
+                Severity::Warning => tracing::warn!(
+                    object = %d.object, field = %d.field, reason = d.reason.as_str(),
+                    "{}", d.message
+                ),
+            }
+        }
+        let resolved = self.reported.difference(&current).count();
+        if resolved > 0 {
+            tracing::info!(resolved, "earlier configuration problems are resolved");
+        }
+        self.reported = current;
+    }
+}

@@ -1,0 +1,99 @@
+//! The admin listener: health, readiness and the live configuration.
+//!
+//! Bind it to loopback (the default) or a private interface: it reveals
+//! the routing configuration.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::state::Gateway;
+
+/// Serves `/healthz`, `/readyz` and `/debug/snapshot` until `shutdown`
+/// completes.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let gateway = gateway.clone();
+        let service = service_fn(move |req| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(handle(&gateway, &req)) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+fn handle(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+    }
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if gateway.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first configuration\n",
+        ),
+        "/debug/snapshot" => {
+            let body = serde_json::json!({
+                "generation": gateway.generation(),
+                "snapshot": &*gateway.snapshot(),
+            });
+            match serde_json::to_vec_pretty(&body) {
+                Ok(bytes) => {
+                    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                    resp
+                }
+                Err(_) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot render the snapshot\n",
+                ),
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,109 @@
+//! Accepting connections and serving them until shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::proxy::Proxy;
+
+/// Limits applied to every downstream connection.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// Time a client has to send complete request headers; protects
+    /// against slow-header (slowloris) clients.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line plus headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Most request headers.
+    pub max_headers: usize,
+    /// How long in-flight requests may run after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_headers: 128,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves plain-text HTTP/1.1 (and HTTP/2 with prior knowledge) on
+/// `listener` until `shutdown` completes, then stops accepting and waits up
+/// to the drain timeout for open requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    config: ListenerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes.max(8192))
+        .max_headers(config.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of
+                    // spinning, and keep serving open connections.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let service = service_fn(move |req| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(req, peer, "http").await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+
+    tracing::info!("listener closed; draining open requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(config.drain_timeout) => {
+            tracing::warn!(timeout = ?config.drain_timeout, "drain timeout reached; closing remaining connections");
+        }
+    }
+}
+
+/// Binds a TCP listener, with a message that names the address on failure.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}

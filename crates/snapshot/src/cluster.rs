@@ -1,0 +1,29 @@
+//! Upstream clusters: a Service port and its ready endpoints.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Position of a cluster in [`crate::Snapshot::clusters`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ClusterIndex(pub usize);
+
+/// A set of interchangeable endpoints: one port of one Service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cluster {
+    /// Stable name, `namespace/service:port`. Keys run-time state (load
+    /// balancer position, connection pools) across configuration swaps.
+    pub name: Arc<str>,
+    /// Ready endpoints, sorted by address. Empty means every request to
+    /// the cluster gets 503.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One ready endpoint of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Endpoint {
+    /// Address and port to connect to.
+    pub addr: SocketAddr,
+}

@@ -1,0 +1,142 @@
+//! The immutable routing snapshot and its matcher.
+//!
+//! In the data flow of `DESIGN.md` this is the value between `translate()`
+//! and the data plane: plain data, built once per configuration change,
+//! published with one `ArcSwap::store` and read by every request. It knows
+//! nothing of Kubernetes and does no I/O; everything a request needs to be
+//! routed (patterns, precedence, weights, endpoints) is computed before the
+//! snapshot exists, so a lookup only compares.
+//!
+//! Every node carries its origin (`kind/namespace/name/...`) so metrics, logs
+//! and `explain` can say where a decision came from.
+
+mod cluster;
+mod duration;
+mod host;
+mod matcher;
+mod request;
+mod route;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use cluster::{Cluster, ClusterIndex, Endpoint};
+pub use host::HostPattern;
+pub use matcher::{
+    HeaderMatcher, PathMatch, Pattern, PatternError, QueryMatcher, RouteEntry, ValueMatch,
+};
+pub use request::{RequestInfo, percent_decode};
+pub use route::{
+    Action, BackendTarget, DirectResponse, Forward, Origin, Route, RouteIndex, WeightedBackend,
+};
+
+use host::HostIndex;
+
+/// One complete, immutable routing configuration.
+///
+/// Built by the translator, never modified afterwards. Lists are in a
+/// deterministic order so two snapshots of the same configuration compare
+/// equal and serialize identically.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Virtual hosts, sorted by host pattern.
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// Every route, referenced by index from the virtual hosts' entries.
+    pub routes: Vec<Route>,
+    /// Every upstream cluster (a Service port and its ready endpoints),
+    /// sorted by name and referenced by index from routes.
+    pub clusters: Vec<Cluster>,
+    #[serde(skip)]
+    hosts: HostIndex,
+}
+
+/// The routes of one host pattern, in precedence order.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VirtualHost {
+    /// Which Host headers this virtual host answers.
+    pub host: HostPattern,
+    /// Match entries, most specific first: the first entry that matches a
+    /// request wins.
+    pub entries: Vec<RouteEntry>,
+}
+
+/// The outcome of routing one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Matched<'a> {
+    /// The virtual host selected by the Host header.
+    pub virtual_host: &'a VirtualHost,
+    /// The entry that matched.
+    pub entry: &'a RouteEntry,
+    /// The route the entry belongs to.
+    pub route: &'a Route,
+}
+
+impl Snapshot {
+    /// Assembles a snapshot and builds its lookup indexes.
+    ///
+    /// `virtual_hosts` are sorted by host pattern here; each host's entries
+    /// must already be in precedence order.
+    pub fn new(
+        mut virtual_hosts: Vec<VirtualHost>,
+        routes: Vec<Route>,
+        clusters: Vec<Cluster>,
+    ) -> Self {
+        virtual_hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        let hosts = HostIndex::build(virtual_hosts.iter().map(|v| &v.host));
+        Self {
+            virtual_hosts,
+            routes,
+            clusters,
+            hosts,
+        }
+    }
+
+    /// An empty snapshot: every request gets 404.
+    pub fn empty() -> Self {
+        Self::new(Vec::new(), Vec::new(), Vec::new())
+    }
+
+    /// The virtual host for a request host (lowercase, without port): an
+    /// exact name first, then a one-label wildcard, then the catch-all.
+    pub fn virtual_host(&self, host: &str) -> Option<&VirtualHost> {
+        self.hosts.find(host).map(|i| &self.virtual_hosts[i])
+    }
+
+    /// Routes a request: picks the virtual host by host, then the first
+    /// entry of that host that matches. There is no fall-through to less
+    /// specific hosts: a host that is configured but has no matching
+    /// entry answers 404, as its own server block would.
+    pub fn route(&self, req: &RequestInfo<'_>) -> Option<Matched<'_>> {
+        let virtual_host = self.virtual_host(req.host)?;
+        let entry = virtual_host.entries.iter().find(|e| e.matches(req))?;
+        Some(Matched {
+            virtual_host,
+            entry,
+            route: &self.routes[entry.route.0],
+        })
+    }
+
+    /// The cluster at an index taken from this snapshot's routes.
+    pub fn cluster(&self, index: ClusterIndex) -> &Cluster {
+        &self.clusters[index.0]
+    }
+
+    /// Number of match entries across all virtual hosts.
+    pub fn entry_count(&self) -> usize {
+        self.virtual_hosts.iter().map(|v| v.entries.len()).sum()
+    }
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+/// A shared, immutable snapshot as the data plane holds it.
+pub type SharedSnapshot = Arc<Snapshot>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method};
+
+use super::*;
+
+fn route(id: &str) -> Route {
+    Route {
+        id: id.into(),
+        origin: Origin {
+            kind: "ApiRoute",
+            namespace: "default".into(),
+            name: id.into(),
+        },
+        action: Action::Respond(DirectResponse {
+            status: 200,
+            content_type: "text/plain".into(),
+            body: bytes::Bytes::from_static(b""),
+        }),
+        request_timeout: None,
+        backend_timeout: None,
+    }
+}
+
+fn entry(path: PathMatch, route: usize) -> RouteEntry {
+    RouteEntry {
+        path,
+        method: None,
+        headers: Vec::new(),
+        query: Vec::new(),
+        route: RouteIndex(route),
+    }
+}
+
+fn req<'a>(host: &'a str, path: &'a str, headers: &'a HeaderMap) -> RequestInfo<'a> {
+    RequestInfo {
+        host,
+        path,
+        query: None,
+        method: &Method::GET,
+        headers,
+    }
+}
+
+fn routed(s: &Snapshot, host: &str, path: &str) -> Option<Arc<str>> {
+    let h = HeaderMap::new();
+    s.route(&req(host, path, &h)).map(|m| m.route.id.clone())
+}
+
+#[test]
+fn host_selection_prefers_exact_then_wildcard_then_any() {
+    let s = Snapshot::new(
+        vec![
+            VirtualHost {
+                host: HostPattern::parse("*"),
+                entries: vec![entry(PathMatch::prefix("/"), 0)],
+            },
+            VirtualHost {
+                host: HostPattern::parse("*.example.com"),
+                entries: vec![entry(PathMatch::prefix("/"), 1)],
+            },
+            VirtualHost {
+                host: HostPattern::parse("a.example.com"),
+                entries: vec![entry(PathMatch::prefix("/"), 2)],
+            },
+        ],
+        vec![route("any"), route("wild"), route("exact")],
+        Vec::new(),
+    );
+    assert_eq!(routed(&s, "a.example.com", "/").as_deref(), Some("exact"));
+    assert_eq!(routed(&s, "b.example.com", "/").as_deref(), Some("wild"));
+    // A wildcard covers exactly one label.
+    assert_eq!(routed(&s, "example.com", "/").as_deref(), Some("any"));
+    assert_eq!(routed(&s, "x.b.example.com", "/").as_deref(), Some("any"));
+    assert_eq!(routed(&s, ".example.com", "/").as_deref(), Some("any"));
+    assert_eq!(routed(&s, "other.org", "/").as_deref(), Some("any"));
+}
+
+#[test]
+fn a_configured_host_does_not_fall_through() {
+    let s = Snapshot::new(
+        vec![
+            VirtualHost {
+                host: HostPattern::parse("*"),
+                entries: vec![entry(PathMatch::prefix("/"), 0)],
+            },
+            VirtualHost {
+                host: HostPattern::parse("a.example.com"),
+                entries: vec![entry(PathMatch::prefix("/api"), 1)],
+            },
+        ],
+        vec![route("any"), route("api")],
+        Vec::new(),
+    );
+    assert_eq!(
+        routed(&s, "a.example.com", "/api/x").as_deref(),
+        Some("api")
+    );
+    assert_eq!(routed(&s, "a.example.com", "/other"), None);
+}
+
+#[test]
+fn prefix_matches_whole_segments() {
+    let p = PathMatch::prefix("/foo/");
+    assert_eq!(p, PathMatch::Prefix("/foo".into()));
+    for ok in ["/foo", "/foo/", "/foo/bar"] {
+        assert!(p.matches(ok), "{ok}");
+    }
+    for no in ["/foobar", "/fo", "/", "/bar/foo"] {
+        assert!(!p.matches(no), "{no}");
+    }
+    assert!(PathMatch::prefix("/").matches("/anything"));
+    assert!(PathMatch::prefix("///").matches("/"));
+}
+
+#[test]
+fn exact_and_regex_paths() {
+    let e = PathMatch::Exact("/foo".into());
+    assert!(e.matches("/foo"));
+    assert!(!e.matches("/foo/"));
+    let r = PathMatch::Regex(Pattern::new("/users/[0-9]+").unwrap());
+    assert!(r.matches("/users/42"));
+    // Anchored: a partial match is no match.
+    assert!(!r.matches("/users/42/orders"));
+    assert!(!r.matches("/x/users/42"));
+    let err = Pattern::new("(unclosed").unwrap_err().to_string();
+    assert!(err.starts_with("invalid regular expression"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
+
+#[test]
+fn header_query_and_method_conditions() {
+    let mut e = entry(PathMatch::prefix("/"), 0);
+    e.method = Some(Method::POST);
+    e.headers.push(HeaderMatcher {
+        name: http::HeaderName::from_static("x-version"),
+        value: ValueMatch::Exact("2".into()),
+    });
+    e.query.push(QueryMatcher {
+        name: "tenant id".into(),
+        value: ValueMatch::Regex(Pattern::new("ac.*").unwrap()),
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Version", HeaderValue::from_static("2"));
+    let ok = RequestInfo {
+        host: "h",
+        path: "/",
+        query: Some("a=1&tenant%20id=acme&tenant%20id=other"),
+        method: &Method::POST,
+        headers: &headers,
+    };
+    assert!(e.matches(&ok));
+    assert!(!e.matches(&RequestInfo {
+        method: &Method::GET,
+        ..ok
+    }));
+    assert!(!e.matches(&RequestInfo {
+        query: Some("tenant%20id=other"),
+        ..ok
+    }));
+    assert!(!e.matches(&RequestInfo { query: None, ..ok }));
+    let empty = HeaderMap::new();
+    assert!(!e.matches(&RequestInfo {
+        headers: &empty,
+        ..ok
+    }));
+}
+
+#[test]
+fn weighted_pick_covers_each_share() {
+    let b = |w, name: &str| WeightedBackend {
+        weight: w,
+        target: BackendTarget::Unresolved {
+            status: 500,
+            reason: name.into(),
+        },
+    };
+    let f = Forward::new(vec![b(3, "a"), b(0, "zero"), b(1, "b")]);
+    assert_eq!(f.total_weight(), 4);
+    assert_eq!(f.backends.len(), 2);
+    let names: Vec<_> = (0..4)
+        .map(|n| match &f.pick(n).unwrap().target {
+            BackendTarget::Unresolved { reason, .. } => reason.to_string(),
+            BackendTarget::Cluster { .. } => unreachable!(),
+        })
+        .collect();
+    assert_eq!(names, ["a", "a", "a", "b"]);
+    assert!(Forward::new(vec![b(0, "z")]).pick(0).is_none());
+}

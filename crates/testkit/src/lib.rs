@@ -1,0 +1,16 @@
+//! Test support for Gatehouse: an echo backend, a harness that runs the
+//! real binary, and an HTTP client for tests.
+//!
+//! This crate is never linked into the product binary; it exists so that
+//! integration tests (and `make run`'s demo backends) exercise Gatehouse
+//! over real sockets.
+
+pub mod client;
+pub mod echo;
+pub mod manifests;
+pub mod process;
+pub mod scale;
+
+pub use client::{HttpClient, Reply};
+pub use echo::{Echo, EchoServer};
+pub use process::{GatewayProcess, eventually, free_addr, run_gatehouse};

@@ -1,0 +1,461 @@
+//! `gatehouse.dev/v1alpha1` ApiRoute semantics.
+//!
+//! * Each rule becomes one route; each of its matches becomes one entry
+//!   under every hostname of the ApiRoute (or the catch-all host when it
+//!   lists none), ranked on its own.
+//! * A rule with an invalid match, filter or timeout is not served at all
+//!   (serving it without the broken part could send requests where the
+//!   author did not mean them to go); the other rules are.
+//! * A backend that does not resolve keeps its weight and answers its
+//!   share with 500, as the Gateway API specifies.
+
+use std::sync::Arc;
+
+use api::{
+    ApiRoute, BackendRef, HeaderMatch, PathMatchType, QueryParamMatch, RouteMatch, RouteRule,
+    StringMatchType,
+};
+use snapshot::{
+    Action, BackendTarget, Forward, HeaderMatcher, HostPattern, Origin, PathMatch, Pattern,
+    QueryMatcher, Route, RouteEntry, RouteIndex, ValueMatch, WeightedBackend,
+};
+
+use crate::backends::{Backends, PortRef};
+use crate::builder::{Builder, Provenance, Tier};
+use crate::class::Classes;
+use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
+use crate::values::{check_header_name, check_hostname, parse_duration};
+use crate::{ResourceSet, created_seconds};
+
+/// Status for the share of a backend that does not resolve.
+const UNRESOLVED_STATUS: u16 = 500;
+/// Largest backend weight.
+const MAX_WEIGHT: i32 = 1_000_000;
+
+pub(crate) fn translate_all(
+    resources: &ResourceSet,
+    classes: &Classes<'_>,
+    backends: &Backends<'_>,
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) {
+    for route in crate::sorted(&resources.api_routes, |r| &r.metadata) {
+        if classes.serves_route(route.spec.ingress_class_name.as_deref()) {
+            translate_one(route, backends, builder, diags);
+        }
+    }
+}
+
+/// The parts of an ApiRoute every rule needs.
+struct Ctx<'a> {
+    object: ObjectRef,
+    origin: Origin,
+    namespace: Arc<str>,
+    created: Option<i64>,
+    backends: &'a Backends<'a>,
+}
+
+fn translate_one(
+    route: &ApiRoute,
+    backends: &Backends<'_>,
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) {
+    let namespace: Arc<str> = route
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or_default()
+        .into();
+    let name: Arc<str> = route.metadata.name.as_deref().unwrap_or_default().into();
+    let ctx = Ctx {
+        object: ObjectRef {
+            kind: "ApiRoute".into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+        },
+        origin: Origin {
+            kind: "ApiRoute",
+            namespace: namespace.clone(),
+            name,
+        },
+        namespace,
+        created: created_seconds(&route.metadata),
+        backends,
+    };
+
+    let mut hosts = Vec::new();
+    for (i, host) in route.spec.hostnames.iter().enumerate() {
+        match check_hostname(host) {
+            Ok(()) => {
+                let pattern = HostPattern::parse(host);
+                if !hosts.contains(&pattern) {
+                    hosts.push(pattern);
+                }
+            }
+            Err(msg) => diags.error(
+                &ctx.object,
+                format!("spec.hostnames[{i}]"),
+                Reason::InvalidField,
+                msg,
+            ),
+        }
+    }
+    if route.spec.hostnames.is_empty() {
+        hosts.push(HostPattern::Any);
+    } else if hosts.is_empty() {
+        diags.error(
+            &ctx.object,
+            "spec.hostnames",
+            Reason::InvalidField,
+            "no valid hostname is left: the route serves nothing",
+        );
+        return;
+    }
+    if route.spec.rules.is_empty() {
+        diags.warning(
+            &ctx.object,
+            "spec.rules",
+            Reason::InvalidField,
+            "the route has no rules: it serves nothing",
+        );
+    }
+
+    let mut names = std::collections::HashSet::new();
+    for (i, rule) in route.spec.rules.iter().enumerate() {
+        let field = format!("spec.rules[{i}]");
+        if let Some(n) = &rule.name
+            && !names.insert(n.as_str())
+        {
+            diags.error(
+                &ctx.object,
+                format!("{field}.name"),
+                Reason::InvalidField,
+                format!("rule name {n:?} is used twice: rule names must be unique; this rule is not served"),
+            );
+            continue;
+        }
+        translate_rule(&ctx, i, rule, &field, &hosts, builder, diags);
+    }
+}
+
+fn translate_rule(
+    ctx: &Ctx<'_>,
+    index: usize,
+    rule: &RouteRule,
+    field: &str,
+    hosts: &[HostPattern],
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) {
+    let mut ok = true;
+    let mut reject = |diags: &mut Diagnostics, f: String, reason: Reason, msg: String| {
+        diags.error(
+            &ctx.object,
+            f,
+            reason,
+            format!("{msg}; this rule is not served"),
+        );
+        ok = false;
+    };
+
+    // Conditions first: an entry list that cannot be built means the rule
+    // cannot be served.
+    let default_match = [RouteMatch::default()];
+    let matches = if rule.matches.is_empty() {
+        &default_match[..]
+    } else {
+        &rule.matches
+    };
+    let mut entries = Vec::with_capacity(matches.len());
+    for (m, route_match) in matches.iter().enumerate() {
+        match entry_for(
+            route_match,
+            &format!("{field}.matches[{m}]"),
+            diags,
+            &ctx.object,
+        ) {
+            Ok(e) => entries.push((m, e)),
+            Err((f, msg)) => reject(diags, f, Reason::InvalidField, msg),
+        }
+    }
+    for (f, _) in rule.filters.iter().enumerate() {
+        reject(
+            diags,
+            format!("{field}.filters[{f}]"),
+            Reason::Unsupported,
+            "filters are not supported yet".to_owned(),
+        );
+    }
+    let mut timeouts = (None, None);
+    if let Some(t) = &rule.timeouts {
+        for (name, value, slot) in [
+            ("request", &t.request, &mut timeouts.0),
+            ("backendRequest", &t.backend_request, &mut timeouts.1),
+        ] {
+            if let Some(v) = value {
+                match parse_duration(v) {
+                    // Zero means "no limit", as in the Gateway API; it is
+                    // kept so the data plane can tell it from "not set".
+                    Ok(d) => *slot = Some(d),
+                    Err(msg) => reject(
+                        diags,
+                        format!("{field}.timeouts.{name}"),
+                        Reason::InvalidField,
+                        msg,
+                    ),
+                }
+            }
+        }
+        if let (Some(req), Some(backend)) = timeouts
+            && !req.is_zero()
+            && !backend.is_zero()
+            && backend > req
+        {
+            reject(
+                diags,
+                format!("{field}.timeouts.backendRequest"),
+                Reason::InvalidField,
+                format!("backendRequest ({backend:?}) must not exceed request ({req:?})"),
+            );
+        }
+    }
+    // Backends are checked even when the rule is rejected, so one run
+    // reports every problem of the rule.
+    let mut weighted = Vec::with_capacity(rule.backends.len());
+    for (b, backend) in rule.backends.iter().enumerate() {
+        let register = if ok { Some(&mut *builder) } else { None };
+        if let Some(w) = backend_for(
+            ctx,
+            backend,
+            &format!("{field}.backends[{b}]"),
+            register,
+            diags,
+        ) {
+            weighted.push(w);
+        }
+    }
+    if !ok {
+        return;
+    }
+    if rule.backends.is_empty() {
+        diags.warning(
+            &ctx.object,
+            format!("{field}.backends"),
+            Reason::InvalidField,
+            "the rule has no backends: its requests are answered with 500",
+        );
+    }
+
+    let rule_id = rule.name.clone().unwrap_or_else(|| index.to_string());
+    let route_index: RouteIndex = builder.add_route(Route {
+        id: format!(
+            "apiroute/{}/{}/rule/{rule_id}",
+            ctx.namespace, ctx.origin.name
+        )
+        .into(),
+        origin: ctx.origin.clone(),
+        action: Action::Forward(Forward::new(weighted)),
+        request_timeout: timeouts.0,
+        backend_timeout: timeouts.1,
+    });
+    for host in hosts {
+        for (m, entry) in &entries {
+            let mut entry = entry.clone();
+            entry.route = route_index;
+            builder.add_entry(
+                host.clone(),
+                entry,
+                Tier::Rule,
+                Provenance {
+                    object: ctx.object.clone(),
+                    created: ctx.created,
+                    field: format!("{field}.matches[{m}]"),
+                },
+            );
+        }
+    }
+}
+
+type FieldError = (String, String);
+
+fn entry_for(
+    m: &RouteMatch,
+    field: &str,
+    diags: &mut Diagnostics,
+    object: &ObjectRef,
+) -> Result<RouteEntry, FieldError> {
+    let path = match &m.path {
+        None => PathMatch::prefix("/"),
+        Some(p) => {
+            let f = format!("{field}.path.value");
+            match p.type_ {
+                PathMatchType::Exact | PathMatchType::PathPrefix if !p.value.starts_with('/') => {
+                    return Err((
+                        f,
+                        format!(
+                            "{:?} is not an absolute path: it must start with '/'",
+                            p.value
+                        ),
+                    ));
+                }
+                PathMatchType::Exact => PathMatch::Exact(p.value.as_str().into()),
+                PathMatchType::PathPrefix => PathMatch::prefix(&p.value),
+                PathMatchType::RegularExpression => {
+                    PathMatch::Regex(Pattern::new(&p.value).map_err(|e| (f, e.to_string()))?)
+                }
+            }
+        }
+    };
+    let mut headers: Vec<HeaderMatcher> = Vec::new();
+    for (h, hm) in m.headers.iter().enumerate() {
+        let f = format!("{field}.headers[{h}]");
+        let matcher = header_matcher(hm, &f)?;
+        if headers.iter().any(|x| x.name == matcher.name) {
+            diags.warning(
+                object,
+                format!("{f}.name"),
+                Reason::InvalidField,
+                format!(
+                    "header {:?} is matched twice; only the first condition applies",
+                    hm.name
+                ),
+            );
+            continue;
+        }
+        headers.push(matcher);
+    }
+    let mut query: Vec<QueryMatcher> = Vec::new();
+    for (q, qm) in m.query_params.iter().enumerate() {
+        let f = format!("{field}.queryParams[{q}]");
+        let matcher = query_matcher(qm, &f)?;
+        if query.iter().any(|x| x.name == matcher.name) {
+            diags.warning(
+                object,
+                format!("{f}.name"),
+                Reason::InvalidField,
+                format!(
+                    "query parameter {:?} is matched twice; only the first condition applies",
+                    qm.name
+                ),
+            );
+            continue;
+        }
+        query.push(matcher);
+    }
+    Ok(RouteEntry {
+        path,
+        method: m.method.map(|m| {
+            http::Method::from_bytes(m.as_str().as_bytes())
+                .expect("every HttpMethod spelling is a valid method token")
+        }),
+        headers,
+        query,
+        route: RouteIndex(usize::MAX),
+    })
+}
+
+fn value_match(
+    type_: StringMatchType,
+    value: Option<&str>,
+    field: &str,
+) -> Result<ValueMatch, FieldError> {
+    let need = || {
+        (
+            format!("{field}.value"),
+            "value is required unless type is Present".to_owned(),
+        )
+    };
+    Ok(match type_ {
+        StringMatchType::Present => ValueMatch::Present,
+        StringMatchType::Exact => ValueMatch::Exact(value.ok_or_else(need)?.into()),
+        StringMatchType::RegularExpression => ValueMatch::Regex(
+            Pattern::new(value.ok_or_else(need)?)
+                .map_err(|e| (format!("{field}.value"), e.to_string()))?,
+        ),
+    })
+}
+
+fn header_matcher(h: &HeaderMatch, field: &str) -> Result<HeaderMatcher, FieldError> {
+    let name = check_header_name(&h.name).map_err(|msg| (format!("{field}.name"), msg))?;
+    Ok(HeaderMatcher {
+        name,
+        value: value_match(h.type_, h.value.as_deref(), field)?,
+    })
+}
+
+fn query_matcher(q: &QueryParamMatch, field: &str) -> Result<QueryMatcher, FieldError> {
+    if q.name.is_empty() {
+        return Err((
+            format!("{field}.name"),
+            "a query parameter name must not be empty".into(),
+        ));
+    }
+    Ok(QueryMatcher {
+        name: q.name.as_str().into(),
+        value: value_match(q.type_, q.value.as_deref(), field)?,
+    })
+}
+
+/// Checks and resolves one backend. With a `builder`, its cluster is
+/// registered for the snapshot; without one, only diagnostics are made.
+fn backend_for(
+    ctx: &Ctx<'_>,
+    backend: &BackendRef,
+    field: &str,
+    builder: Option<&mut Builder>,
+    diags: &mut Diagnostics,
+) -> Option<WeightedBackend> {
+    let weight = backend.weight.unwrap_or(1);
+    if !(0..=MAX_WEIGHT).contains(&weight) {
+        diags.error(
+            &ctx.object,
+            format!("{field}.weight"),
+            Reason::InvalidField,
+            format!("weight {weight} is out of range: use 0 to {MAX_WEIGHT}; this backend gets no traffic"),
+        );
+        return None;
+    }
+    let weight = u32::try_from(weight).ok()?;
+    if !(1..=65535).contains(&backend.port) {
+        let msg = format!("port {} is out of range: use 1 to 65535", backend.port);
+        diags.error(
+            &ctx.object,
+            format!("{field}.port"),
+            Reason::InvalidField,
+            msg.clone(),
+        );
+        return Some(WeightedBackend {
+            weight,
+            target: BackendTarget::Unresolved {
+                status: UNRESOLVED_STATUS,
+                reason: msg.into(),
+            },
+        });
+    }
+    let target =
+        match ctx
+            .backends
+            .resolve(&ctx.namespace, &backend.name, PortRef::Number(backend.port))
+        {
+            Ok((name, endpoints)) => match builder {
+                Some(builder) => builder.cluster_target(name, endpoints),
+                None => BackendTarget::Unresolved {
+                    status: UNRESOLVED_STATUS,
+                    reason: "rule not served".into(),
+                },
+            },
+            Err(e) => {
+                let f = match e.reason {
+                    Reason::PortNotFound => format!("{field}.port"),
+                    _ => format!("{field}.name"),
+                };
+                diags.error(&ctx.object, f, e.reason, e.message.clone());
+                BackendTarget::Unresolved {
+                    status: UNRESOLVED_STATUS,
+                    reason: e.message.into(),
+                }
+            }
+        };
+    Some(WeightedBackend { weight, target })
+}

@@ -1,0 +1,339 @@
+//! `networking.k8s.io/v1` Ingress semantics.
+//!
+//! * Every path of every rule becomes one route with one entry under its
+//!   host (or the catch-all host when the rule names none).
+//! * `Exact` matches the whole path; `Prefix` matches element by element
+//!   (`/foo` takes `/foo`, `/foo/` and `/foo/bar`, never `/foobar`);
+//!   `ImplementationSpecific` is defined as `Prefix`.
+//! * `spec.defaultBackend` takes requests for the Ingress's hosts (and the
+//!   catch-all host) that match no path of any route there.
+//! * A backend that does not resolve keeps its place and answers 503, as a
+//!   missing upstream would.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use snapshot::{
+    Action, BackendTarget, Forward, HostPattern, Origin, PathMatch, Route, RouteEntry,
+    WeightedBackend,
+};
+
+use crate::backends::{Backends, PortRef};
+use crate::builder::{Builder, Provenance, Tier};
+use crate::class::{Classes, LEGACY_CLASS_ANNOTATION};
+use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
+use crate::values::check_hostname;
+use crate::{ResourceSet, ServicePortRef, created_seconds};
+
+/// Status for the share of a backend that does not resolve.
+const UNRESOLVED_STATUS: u16 = 503;
+
+pub(crate) fn translate_all(
+    resources: &ResourceSet,
+    classes: &Classes<'_>,
+    backends: &Backends<'_>,
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) {
+    for ingress in crate::sorted(&resources.ingresses, |i| &i.metadata) {
+        let class_name = ingress
+            .spec
+            .as_ref()
+            .and_then(|s| s.ingress_class_name.as_deref());
+        let legacy = ingress
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
+            .map(String::as_str);
+        if classes.serves_ingress(class_name, legacy) {
+            translate_one(ingress, backends, builder, diags);
+        }
+    }
+}
+
+fn translate_one(
+    ingress: &Ingress,
+    backends: &Backends<'_>,
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) {
+    let namespace: Arc<str> = ingress
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or_default()
+        .into();
+    let name: Arc<str> = ingress.metadata.name.as_deref().unwrap_or_default().into();
+    let object = ObjectRef {
+        kind: "Ingress".into(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let origin = Origin {
+        kind: "Ingress",
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let created = created_seconds(&ingress.metadata);
+    let provenance = |field: String| Provenance {
+        object: object.clone(),
+        created,
+        field,
+    };
+    let Some(spec) = &ingress.spec else {
+        diags.error(
+            &object,
+            "spec",
+            Reason::InvalidField,
+            "an Ingress needs a spec",
+        );
+        return;
+    };
+
+    let mut hosts: Vec<HostPattern> = Vec::new();
+    for (i, rule) in spec.rules.iter().flatten().enumerate() {
+        let host = match rule.host.as_deref() {
+            None | Some("") => HostPattern::Any,
+            Some(h) => {
+                if let Err(msg) = check_hostname(h) {
+                    diags.error(
+                        &object,
+                        format!("spec.rules[{i}].host"),
+                        Reason::InvalidField,
+                        msg,
+                    );
+                    continue;
+                }
+                HostPattern::parse(h)
+            }
+        };
+        if !hosts.contains(&host) {
+            hosts.push(host.clone());
+        }
+        let Some(http) = &rule.http else { continue };
+        for (j, path) in http.paths.iter().enumerate() {
+            let field = format!("spec.rules[{i}].http.paths[{j}]");
+            let value = path.path.as_deref().unwrap_or("/");
+            if !value.starts_with('/') {
+                diags.error(
+                    &object,
+                    format!("{field}.path"),
+                    Reason::InvalidField,
+                    format!("{value:?} is not an absolute path: it must start with '/'"),
+                );
+                continue;
+            }
+            let path_match = match path.path_type.as_str() {
+                "Exact" => PathMatch::Exact(value.into()),
+                "Prefix" | "ImplementationSpecific" => PathMatch::prefix(value),
+                other => {
+                    diags.error(
+                        &object,
+                        format!("{field}.pathType"),
+                        Reason::InvalidField,
+                        format!(
+                            "{other:?} is not a path type: use Exact, Prefix or ImplementationSpecific"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let target = backend_target(
+                &path.backend,
+                &namespace,
+                &object,
+                &format!("{field}.backend"),
+                backends,
+                builder,
+                diags,
+            );
+            let route = builder.add_route(Route {
+                id: format!("ingress/{namespace}/{name}/rule/{i}/path/{j}").into(),
+                origin: origin.clone(),
+                action: forward_to(target),
+                request_timeout: None,
+                backend_timeout: None,
+            });
+            builder.add_entry(
+                host.clone(),
+                RouteEntry {
+                    path: path_match,
+                    method: None,
+                    headers: Vec::new(),
+                    query: Vec::new(),
+                    route,
+                },
+                Tier::Rule,
+                provenance(field),
+            );
+        }
+    }
+
+    if let Some(default) = &spec.default_backend {
+        let field = "spec.defaultBackend";
+        let target = backend_target(
+            default, &namespace, &object, field, backends, builder, diags,
+        );
+        let route = builder.add_route(Route {
+            id: format!("ingress/{namespace}/{name}/default-backend").into(),
+            origin,
+            action: forward_to(target),
+            request_timeout: None,
+            backend_timeout: None,
+        });
+        if !hosts.contains(&HostPattern::Any) {
+            hosts.push(HostPattern::Any);
+        }
+        for host in hosts {
+            builder.add_entry(
+                host,
+                catch_all(route),
+                Tier::ObjectDefault,
+                provenance(field.to_owned()),
+            );
+        }
+    } else if spec.rules.as_ref().is_none_or(Vec::is_empty) {
+        diags.warning(
+            &object,
+            "spec",
+            Reason::InvalidField,
+            "the Ingress has neither rules nor a defaultBackend: it serves nothing",
+        );
+    }
+}
+
+/// Sends every request that reaches it to the cluster-wide default
+/// backend, below every route of every host.
+pub(crate) fn add_global_default(
+    default: &ServicePortRef,
+    backends: &Backends<'_>,
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) {
+    let object = ObjectRef::new("Service", &default.namespace, &default.name);
+    let target = match backends.resolve(
+        &default.namespace,
+        &default.name,
+        PortRef::Number(default.port),
+    ) {
+        Ok((name, endpoints)) => builder.cluster_target(name, endpoints),
+        Err(e) => {
+            diags.error(
+                &object,
+                "--default-backend-service",
+                e.reason,
+                e.message.clone(),
+            );
+            BackendTarget::Unresolved {
+                status: UNRESOLVED_STATUS,
+                reason: e.message.into(),
+            }
+        }
+    };
+    let route = builder.add_route(Route {
+        id: "default-backend".into(),
+        origin: Origin {
+            kind: "Service",
+            namespace: default.namespace.as_str().into(),
+            name: default.name.as_str().into(),
+        },
+        action: forward_to(target),
+        request_timeout: None,
+        backend_timeout: None,
+    });
+    let mut hosts = builder.hosts();
+    if !hosts.contains(&HostPattern::Any) {
+        hosts.push(HostPattern::Any);
+    }
+    for host in hosts {
+        builder.add_entry(
+            host,
+            catch_all(route),
+            Tier::GlobalDefault,
+            Provenance {
+                object: object.clone(),
+                created: None,
+                field: "--default-backend-service".into(),
+            },
+        );
+    }
+}
+
+fn catch_all(route: snapshot::RouteIndex) -> RouteEntry {
+    RouteEntry {
+        path: PathMatch::prefix("/"),
+        method: None,
+        headers: Vec::new(),
+        query: Vec::new(),
+        route,
+    }
+}
+
+fn forward_to(target: BackendTarget) -> Action {
+    Action::Forward(Forward::new(vec![WeightedBackend { weight: 1, target }]))
+}
+
+fn backend_target(
+    backend: &IngressBackend,
+    namespace: &str,
+    object: &ObjectRef,
+    field: &str,
+    backends: &Backends<'_>,
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) -> BackendTarget {
+    let unresolved = |reason: &str| BackendTarget::Unresolved {
+        status: UNRESOLVED_STATUS,
+        reason: reason.into(),
+    };
+    if backend.resource.is_some() {
+        let msg = "resource backends are not supported: use a Service backend";
+        diags.error(
+            object,
+            format!("{field}.resource"),
+            Reason::UnsupportedBackend,
+            msg,
+        );
+        return unresolved(msg);
+    }
+    let Some(service) = &backend.service else {
+        let msg = "a backend needs a service";
+        diags.error(
+            object,
+            format!("{field}.service"),
+            Reason::InvalidField,
+            msg,
+        );
+        return unresolved(msg);
+    };
+    let port = service.port.as_ref();
+    let (port_ref, port_field) = match (
+        port.and_then(|p| p.number),
+        port.and_then(|p| p.name.as_deref()),
+    ) {
+        (Some(n), _) => (PortRef::Number(n), "number"),
+        (None, Some(name)) => (PortRef::Name(name), "name"),
+        (None, None) => {
+            let msg = "a service backend needs port.number or port.name";
+            diags.error(
+                object,
+                format!("{field}.service.port"),
+                Reason::InvalidField,
+                msg,
+            );
+            return unresolved(msg);
+        }
+    };
+    match backends.resolve(namespace, &service.name, port_ref) {
+        Ok((name, endpoints)) => builder.cluster_target(name, endpoints),
+        Err(e) => {
+            let field = match e.reason {
+                Reason::PortNotFound => format!("{field}.service.port.{port_field}"),
+                _ => format!("{field}.service.name"),
+            };
+            diags.error(object, field, e.reason, e.message.clone());
+            unresolved(&e.message)
+        }
+    }
+}
