@@ -1,0 +1,58 @@
+# Gatehouse: the front door for humans and CI. Every CI step is a target
+# here; the recipes stay thin and call cargo or scripts in hack/.
+
+CARGO ?= cargo
+HTTP_ADDR ?= 127.0.0.1:8080
+ADMIN_ADDR ?= 127.0.0.1:9901
+# nextest runs each test in its own process; fall back to cargo test.
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: all build release run test test-unit lint fmt clippy crds check-crds clean
+
+all: build
+
+## build: debug build of every binary (gatehouse, gatehouse-echo)
+build:
+	$(CARGO) build --workspace --bins
+
+## release: optimized build of the gatehouse binary
+release:
+	$(CARGO) build --release -p gatehouse
+
+## run: the quickstart in standalone mode with three local echo backends
+run: build
+	@hack/run-quickstart.sh target/debug "$(HTTP_ADDR)" "$(ADMIN_ADDR)"
+
+## test: every test, unit to integration (builds the binaries first)
+test: build
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --workspace --no-fail-fast
+else
+	$(CARGO) test --workspace --no-fail-fast
+endif
+
+## test-unit: library tests only (fast)
+test-unit:
+	$(CARGO) test --workspace --lib
+
+## lint: formatting and clippy, as CI checks them
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## fmt: format the code
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## crds: regenerate the CRD YAML from crates/api
+crds:
+	$(CARGO) run -q -p gatehouse -- crdgen --out-dir charts/gatehouse/crds --out-dir deploy/crds
+
+clean:
+	$(CARGO) clean
+
+help:
+	@grep -E '^## ' Makefile | sed 's/^## //'

@@ -1,0 +1,201 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Gatehouse: a Kubernetes ingress controller and API gateway.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+
+    /// Log level or filter (`error`, `warn`, `info`, `debug`, `trace`, or a
+    /// `tracing` filter such as `info,dataplane=debug`). `RUST_LOG`
+    /// overrides it.
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "GATEHOUSE_LOG_LEVEL"
+    )]
+    pub(crate) log_level: String,
+
+    /// Log format of the process's own logs.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "GATEHOUSE_LOG_FORMAT")]
+    pub(crate) log_format: LogFormat,
+}
+
+/// Output format of the process's own logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve traffic configured by a directory of Kubernetes manifests,
+    /// without a cluster. The directory is watched and changes apply
+    /// without a restart.
+    Standalone(StandaloneArgs),
+    /// Translate manifests offline and report every problem. Exits with
+    /// status 1 when any object has an error.
+    Validate(ValidateArgs),
+    /// Write the CustomResourceDefinitions. Without --out-dir, print them.
+    Crdgen(CrdgenArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StandaloneArgs {
+    /// Directory (or file) of manifests: IngressClass, Ingress, Service,
+    /// EndpointSlice, Secret, ApiRoute and RateLimitPolicy, in `.yaml`,
+    /// `.yml` or `.json` files, read recursively. Repeatable.
+    #[arg(
+        long,
+        required = true,
+        env = "GATEHOUSE_MANIFESTS",
+        value_delimiter = ','
+    )]
+    pub(crate) manifests: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+
+    #[command(flatten)]
+    pub(crate) translate: TranslateArgs,
+}
+
+/// Listener and process settings shared by every serving mode.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address of the plain HTTP listener.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "GATEHOUSE_HTTP_ADDR")]
+    pub(crate) http_addr: SocketAddr,
+
+    /// Address of the admin listener (`/healthz`, `/readyz`,
+    /// `/debug/snapshot`). Keep it on loopback or a private network.
+    #[arg(long, default_value = "127.0.0.1:9901", env = "GATEHOUSE_ADMIN_ADDR")]
+    pub(crate) admin_addr: SocketAddr,
+
+    /// How long in-flight requests may run after SIGTERM or SIGINT before
+    /// their connections are closed.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) drain_timeout: Duration,
+
+    /// Time limit for the upstream response headers on routes that set no
+    /// timeout (`0s` means none).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) upstream_timeout: Duration,
+
+    /// Time limit for connecting to an upstream endpoint.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub(crate) connect_timeout: Duration,
+
+    /// Time a client has to send complete request headers.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) header_read_timeout: Duration,
+
+    /// Worker threads of the data plane (default: one per CPU core).
+    #[arg(long, env = "GATEHOUSE_WORKER_THREADS")]
+    pub(crate) worker_threads: Option<usize>,
+}
+
+/// Settings that change how objects are translated.
+#[derive(Debug, Args)]
+pub(crate) struct TranslateArgs {
+    /// The IngressClass name Gatehouse answers to when no IngressClass
+    /// object of that name exists.
+    #[arg(long, default_value = translate::DEFAULT_INGRESS_CLASS)]
+    pub(crate) ingress_class: String,
+
+    /// The `spec.controller` value of the IngressClasses Gatehouse serves.
+    #[arg(long, default_value = translate::DEFAULT_CONTROLLER_NAME)]
+    pub(crate) controller_name: String,
+
+    /// Also serve Ingresses that name no class, even when Gatehouse's
+    /// IngressClass is not the cluster default.
+    #[arg(long)]
+    pub(crate) watch_ingress_without_class: bool,
+
+    /// Service port that takes requests no route matches, as
+    /// `namespace/name:port`.
+    #[arg(long, value_parser = parse_service_port)]
+    pub(crate) default_backend_service: Option<translate::ServicePortRef>,
+}
+
+impl TranslateArgs {
+    pub(crate) fn options(&self) -> translate::Options {
+        translate::Options {
+            controller_name: self.controller_name.clone(),
+            ingress_class: self.ingress_class.clone(),
+            watch_ingress_without_class: self.watch_ingress_without_class,
+            default_backend: self.default_backend_service.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// Manifest files or directories to check. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) translate: TranslateArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CrdgenArgs {
+    /// Directory to write one YAML file per CRD into. Repeatable.
+    #[arg(long)]
+    pub(crate) out_dir: Vec<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    translate::parse_duration(text)
+}
+
+fn parse_service_port(text: &str) -> Result<translate::ServicePortRef, String> {
+    let err = || format!("{text:?} is not namespace/name:port");
+    let (namespace, rest) = text.split_once('/').ok_or_else(err)?;
+    let (name, port) = rest.rsplit_once(':').ok_or_else(err)?;
+    let port: i32 = port.parse().map_err(|_| err())?;
+    if namespace.is_empty() || name.is_empty() || !(1..=65535).contains(&port) {
+        return Err(err());
+    }
+    Ok(translate::ServicePortRef {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn service_ports_parse() {
+        let p = parse_service_port("system/fallback:8080").unwrap();
+        assert_eq!(
+            (p.namespace.as_str(), p.name.as_str(), p.port),
+            ("system", "fallback", 8080)
+        );
+        for bad in ["fallback:80", "a/b", "a/b:x", "/b:80", "a/:80", "a/b:0"] {
+            assert!(parse_service_port(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub(crate) mod crdgen;
+pub(crate) mod serve;
+pub(crate) mod standalone;
+pub(crate) mod validate;

@@ -1,0 +1,101 @@
+//! What every serving mode shares: runtime, listeners, admin endpoints,
+//! signals and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use controller::Publish;
+use dataplane::{Gateway, ListenerConfig, Proxy, ProxyConfig};
+
+use crate::cli::ServeArgs;
+use crate::shutdown::{self, Shutdown};
+
+/// Builds the runtime with the requested number of worker threads.
+pub(crate) fn runtime(args: &ServeArgs) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.worker_threads {
+        anyhow::ensure!(n > 0, "--worker-threads must be at least 1");
+        builder.worker_threads(n);
+    }
+    builder
+        .thread_name("gatehouse-worker")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Binds the listeners, starts `source` (which publishes snapshots through
+/// the function it is given), serves until SIGTERM or SIGINT, drains, and
+/// returns. An error from `source` stops the process with that error.
+pub(crate) async fn serve<S, F>(args: &ServeArgs, source: S) -> anyhow::Result<()>
+where
+    S: FnOnce(Publish, Shutdown) -> F,
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let http = dataplane::bind(args.http_addr).await?;
+    let admin = dataplane::bind(args.admin_addr).await?;
+    tracing::info!(http = %args.http_addr, admin = %args.admin_addr, "listening");
+
+    let (shutdown, trigger) = shutdown::on_signals()?;
+    let gateway = Arc::new(Gateway::new());
+    let proxy = Arc::new(Proxy::new(
+        gateway.clone(),
+        ProxyConfig {
+            default_timeout: args.upstream_timeout,
+            connect_timeout: args.connect_timeout,
+            ..ProxyConfig::default()
+        },
+    ));
+
+    // The admin listener outlives the data listener's drain, so probes
+    // keep answering (readiness fails) while requests finish.
+    let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
+    let admin_task = tokio::spawn(dataplane::admin::serve(
+        admin,
+        gateway.clone(),
+        async move {
+            let mut rx = admin_stopped;
+            let _ = rx.wait_for(|&s| s).await;
+        },
+    ));
+
+    let publisher = gateway.clone();
+    let publish: Publish = Arc::new(move |snapshot| publisher.publish(snapshot));
+    let source_future = source(publish, shutdown.clone());
+    let source_trigger = trigger.clone();
+    let source_task = tokio::spawn(async move {
+        let result = source_future.await;
+        if let Err(e) = &result {
+            tracing::error!("configuration source failed: {e:#}");
+            let _ = source_trigger.send(true);
+        }
+        result
+    });
+
+    let drain_gateway = gateway.clone();
+    let on_shutdown = shutdown.clone();
+    let listener_config = ListenerConfig {
+        header_read_timeout: args.header_read_timeout,
+        drain_timeout: args.drain_timeout,
+        ..ListenerConfig::default()
+    };
+    dataplane::serve(http, proxy, listener_config, async move {
+        on_shutdown.wait().await;
+        drain_gateway.begin_drain();
+    })
+    .await;
+
+    let _ = admin_stop.send(true);
+    let _ = admin_task.await;
+    let _ = trigger.send(true);
+    match tokio::time::timeout(Duration::from_secs(5), source_task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(anyhow::anyhow!("configuration source panicked: {join}")),
+        Err(_) => {
+            tracing::warn!("configuration source did not stop in time");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The `gatehouse` binary: command line, wiring, signals and graceful
+//! shutdown. It is the only crate that sees every other one; everything
+//! with logic lives in the libraries.
+
+mod cli;
+mod commands;
+mod logging;
+mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    if let Err(e) = logging::init(&cli.log_level, cli.log_format) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let result = match cli.command {
+        cli::Command::Standalone(args) => commands::standalone::run(&args),
+        cli::Command::Validate(args) => commands::validate::run(&args),
+        cli::Command::Crdgen(args) => commands::crdgen::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

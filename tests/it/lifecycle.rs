@@ -1,0 +1,131 @@
+//! Process lifecycle: admin endpoints, readiness, graceful shutdown.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use testkit::manifests::{INGRESS_CLASS, docs, ingress, service, write_atomic};
+use testkit::{EchoServer, GatewayProcess, HttpClient, run_gatehouse};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let slow = EchoServer::start("slow").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("slow", &[slow.addr]),
+            ingress("s", "slow.example.com", &[("/", "Prefix", "slow")]),
+        ]),
+    );
+    let mut gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let client = HttpClient::new();
+    let addr = gw.http;
+    let in_flight = tokio::spawn(async move {
+        client
+            .send(
+                addr,
+                Method::GET,
+                "slow.example.com",
+                "/",
+                &[("x-echo-delay-ms", "1000")],
+                Bytes::new(),
+            )
+            .await
+    });
+    // Wait until the backend has the request, so it is truly in flight.
+    testkit::eventually(
+        Duration::from_secs(5),
+        "the request reaches the backend",
+        || {
+            let n = slow.requests();
+            async move { n == 1 }
+        },
+    )
+    .await;
+    gw.signal("TERM");
+    let reply = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.backend().as_deref(), Some("slow"));
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("the process exits");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        gw.logs()
+    );
+    // New connections are refused once the listener is closed.
+    assert!(
+        HttpClient::new()
+            .get(addr, "slow.example.com", "/")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_endpoints() {
+    let a = EchoServer::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("a", &[a.addr]),
+            ingress("web", "admin.example.com", &[("/app", "Prefix", "a")]),
+        ]),
+    );
+    let mut gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let client = HttpClient::new();
+    let health = client.get(gw.admin, "localhost", "/healthz").await.unwrap();
+    assert_eq!(
+        (health.status.as_u16(), health.text().as_str()),
+        (200, "ok\n")
+    );
+    let ready = client.get(gw.admin, "localhost", "/readyz").await.unwrap();
+    assert_eq!(ready.status, 200);
+    let snap = client
+        .get(gw.admin, "localhost", "/debug/snapshot")
+        .await
+        .unwrap();
+    assert_eq!(snap.status, 200);
+    assert_eq!(snap.headers["content-type"], "application/json");
+    let json: serde_json::Value = serde_json::from_slice(&snap.body).unwrap();
+    assert!(json["generation"].as_u64().unwrap() >= 1);
+    let vhost = &json["snapshot"]["virtualHosts"][0];
+    assert_eq!(vhost["host"], "admin.example.com");
+    assert_eq!(vhost["entries"][0]["path"]["value"], "/app");
+    assert_eq!(
+        json["snapshot"]["routes"][0]["id"],
+        "ingress/default/web/rule/0/path/0"
+    );
+    assert_eq!(
+        json["snapshot"]["clusters"][0]["endpoints"][0]["addr"],
+        a.addr.to_string()
+    );
+    gw.signal("INT");
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("SIGINT stops the process");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unusable_arguments_fail_fast_with_a_message() {
+    let (status, out) = run_gatehouse(&["standalone", "--manifests", "/nonexistent/gatehouse"]);
+    assert!(!status.success());
+    assert!(out.contains("/nonexistent/gatehouse"), "{out}");
+    let (status, out) =
+        run_gatehouse(&["standalone", "--manifests", ".", "--drain-timeout", "soon"]);
+    assert!(!status.success());
+    assert!(out.contains("is not a duration"), "{out}");
+}
