@@ -109,6 +109,7 @@ async fn error_statuses() {
 kind: ApiRoute
 metadata: {name: api}
 spec:
+  ingressClassName: gatehouse
   hostnames: [api.example.com]
   rules:
   - name: slow
@@ -241,6 +242,7 @@ async fn weighted_backends_split_traffic() {
 kind: ApiRoute
 metadata: {name: split}
 spec:
+  ingressClassName: gatehouse
   hostnames: [split.example.com]
   rules:
   - backends:
@@ -252,6 +254,7 @@ spec:
         dir.path(),
         "split.yaml",
         &docs(&[
+            INGRESS_CLASS.to_owned(),
             service("heavy", &[heavy.addr]),
             service("light", &[light.addr]),
             route.to_owned(),

@@ -25,6 +25,7 @@ fn a_broken_apiroute_is_reported_with_object_field_and_reason() {
 kind: ApiRoute
 metadata: {name: orders, namespace: shop}
 spec:
+  ingressClassName: gatehouse
   hostnames: [api.example.com]
   rules:
   - name: v1
@@ -64,6 +65,27 @@ fn syntax_errors_name_file_and_line() {
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
         out.contains(&format!("error: {}:", file.display())),
+        "{out}"
+    );
+}
+
+#[test]
+fn objects_of_other_classes_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("route.yaml"),
+        "apiVersion: gatehouse.dev/v1alpha1
+kind: ApiRoute
+metadata: {name: elsewhere}
+spec:
+  hostnames: [x.example.com]
+",
+    )
+    .unwrap();
+    let (status, out) = run_gatehouse(&["validate", "-f", dir.path().to_str().unwrap()]);
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("note: ApiRoute default/elsewhere is not served"),
         "{out}"
     );
 }

@@ -32,11 +32,14 @@ use crate::common::{HttpHeader, ResourceStatus};
 #[x_kube(validation = Rule::new("!has(self.rules) || self.rules.all(r, !has(r.name) || self.rules.filter(x, has(x.name) && x.name == r.name).size() == 1)").message("rule names must be unique within an ApiRoute"))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiRouteSpec {
-    /// The IngressClass whose controller should serve this route. Gatehouse
-    /// serves the route when the class names an IngressClass whose
-    /// `spec.controller` is Gatehouse's (or the class name Gatehouse was
-    /// started with). When empty, every Gatehouse controller in the cluster
-    /// serves the route.
+    /// The IngressClass whose controller should serve this route, with the
+    /// same rules as `spec.ingressClassName` of an Ingress: Gatehouse serves
+    /// the route when the class names an IngressClass whose
+    /// `spec.controller` is Gatehouse's (or, when no IngressClass of that
+    /// name exists, the class name Gatehouse was started with). When empty,
+    /// the route is served when Gatehouse's IngressClass is the cluster
+    /// default (annotation `ingressclass.kubernetes.io/is-default-class:
+    /// "true"`) or Gatehouse runs with `--watch-ingress-without-class`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub ingress_class_name: Option<String>,

@@ -70,6 +70,7 @@ impl Pipeline {
                     output: Arc::new(Output {
                         snapshot: self.live.as_deref().cloned().unwrap_or_default(),
                         diagnostics: Vec::new(),
+                        ignored: Vec::new(),
                     }),
                     published: false,
                     translate_time: started.elapsed(),

@@ -38,10 +38,13 @@ pub(crate) fn translate_all(
     backends: &Backends<'_>,
     builder: &mut Builder,
     diags: &mut Diagnostics,
+    ignored: &mut Vec<ObjectRef>,
 ) {
     for route in crate::sorted(&resources.api_routes, |r| &r.metadata) {
         if classes.serves_route(route.spec.ingress_class_name.as_deref()) {
             translate_one(route, backends, builder, diags);
+        } else {
+            ignored.push(crate::identity("ApiRoute", &route.metadata).0);
         }
     }
 }
@@ -61,25 +64,11 @@ fn translate_one(
     builder: &mut Builder,
     diags: &mut Diagnostics,
 ) {
-    let namespace: Arc<str> = route
-        .metadata
-        .namespace
-        .as_deref()
-        .unwrap_or_default()
-        .into();
-    let name: Arc<str> = route.metadata.name.as_deref().unwrap_or_default().into();
+    let (object, origin) = crate::identity("ApiRoute", &route.metadata);
     let ctx = Ctx {
-        object: ObjectRef {
-            kind: "ApiRoute".into(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-        },
-        origin: Origin {
-            kind: "ApiRoute",
-            namespace: namespace.clone(),
-            name,
-        },
-        namespace,
+        namespace: origin.namespace.clone(),
+        object,
+        origin,
         created: created_seconds(&route.metadata),
         backends,
     };

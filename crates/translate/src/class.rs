@@ -67,9 +67,9 @@ impl<'a> Classes<'a> {
         }
     }
 
-    /// Whether an ApiRoute with this `spec.ingressClassName` is ours. An
-    /// ApiRoute without a class is served by every Gatehouse.
+    /// Whether an ApiRoute with this `spec.ingressClassName` is ours: the
+    /// same rules as for an Ingress without the legacy annotation.
     pub(crate) fn serves_route(&self, class_name: Option<&str>) -> bool {
-        class_name.is_none_or(|name| self.is_ours(name))
+        self.serves_ingress(class_name, None)
     }
 }

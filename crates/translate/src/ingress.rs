@@ -10,8 +10,6 @@
 //! * A backend that does not resolve keeps its place and answers 503, as a
 //!   missing upstream would.
 
-use std::sync::Arc;
-
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use snapshot::{
     Action, BackendTarget, Forward, HostPattern, Origin, PathMatch, Route, RouteEntry,
@@ -34,6 +32,7 @@ pub(crate) fn translate_all(
     backends: &Backends<'_>,
     builder: &mut Builder,
     diags: &mut Diagnostics,
+    ignored: &mut Vec<ObjectRef>,
 ) {
     for ingress in crate::sorted(&resources.ingresses, |i| &i.metadata) {
         let class_name = ingress
@@ -48,6 +47,8 @@ pub(crate) fn translate_all(
             .map(String::as_str);
         if classes.serves_ingress(class_name, legacy) {
             translate_one(ingress, backends, builder, diags);
+        } else {
+            ignored.push(crate::identity("Ingress", &ingress.metadata).0);
         }
     }
 }
@@ -58,23 +59,8 @@ fn translate_one(
     builder: &mut Builder,
     diags: &mut Diagnostics,
 ) {
-    let namespace: Arc<str> = ingress
-        .metadata
-        .namespace
-        .as_deref()
-        .unwrap_or_default()
-        .into();
-    let name: Arc<str> = ingress.metadata.name.as_deref().unwrap_or_default().into();
-    let object = ObjectRef {
-        kind: "Ingress".into(),
-        namespace: namespace.clone(),
-        name: name.clone(),
-    };
-    let origin = Origin {
-        kind: "Ingress",
-        namespace: namespace.clone(),
-        name: name.clone(),
-    };
+    let (object, origin) = crate::identity("Ingress", &ingress.metadata);
+    let (namespace, name) = (origin.namespace.clone(), origin.name.clone());
     let created = created_seconds(&ingress.metadata);
     let provenance = |field: String| Provenance {
         object: object.clone(),
@@ -182,17 +168,13 @@ fn translate_one(
             request_timeout: None,
             backend_timeout: None,
         });
-        if !hosts.contains(&HostPattern::Any) {
-            hosts.push(HostPattern::Any);
-        }
-        for host in hosts {
-            builder.add_entry(
-                host,
-                catch_all(route),
-                Tier::ObjectDefault,
-                provenance(field.to_owned()),
-            );
-        }
+        add_catch_all(
+            builder,
+            hosts,
+            route,
+            Tier::ObjectDefault,
+            &provenance(field.to_owned()),
+        );
     } else if spec.rules.as_ref().is_none_or(Vec::is_empty) {
         diags.warning(
             &object,
@@ -242,21 +224,29 @@ pub(crate) fn add_global_default(
         request_timeout: None,
         backend_timeout: None,
     });
-    let mut hosts = builder.hosts();
+    let hosts = builder.hosts();
+    let provenance = Provenance {
+        object,
+        created: None,
+        field: "--default-backend-service".into(),
+    };
+    add_catch_all(builder, hosts, route, Tier::GlobalDefault, &provenance);
+}
+
+/// Adds a `/` prefix entry for `route` under every host in `hosts` and
+/// the catch-all host.
+fn add_catch_all(
+    builder: &mut Builder,
+    mut hosts: Vec<HostPattern>,
+    route: snapshot::RouteIndex,
+    tier: Tier,
+    provenance: &Provenance,
+) {
     if !hosts.contains(&HostPattern::Any) {
         hosts.push(HostPattern::Any);
     }
     for host in hosts {
-        builder.add_entry(
-            host,
-            catch_all(route),
-            Tier::GlobalDefault,
-            Provenance {
-                object: object.clone(),
-                created: None,
-                field: "--default-backend-service".into(),
-            },
-        );
+        builder.add_entry(host, catch_all(route), tier, provenance.clone());
     }
 }
 

@@ -136,6 +136,10 @@ pub struct Output {
     pub snapshot: Snapshot,
     /// Findings about the objects, sorted by object, field and severity.
     pub diagnostics: Vec<Diagnostic>,
+    /// Ingresses and ApiRoutes left alone because their class belongs to
+    /// another controller (or they have none and Gatehouse's class is not
+    /// the default), sorted.
+    pub ignored: Vec<ObjectRef>,
 }
 
 impl Output {
@@ -154,8 +158,24 @@ pub fn translate(resources: &ResourceSet, options: &Options) -> Output {
     let backends = backends::Backends::index(resources);
     let classes = class::Classes::new(&resources.ingress_classes, options);
 
-    ingress::translate_all(resources, &classes, &backends, &mut builder, &mut diags);
-    apiroute::translate_all(resources, &classes, &backends, &mut builder, &mut diags);
+    let mut ignored = Vec::new();
+    ingress::translate_all(
+        resources,
+        &classes,
+        &backends,
+        &mut builder,
+        &mut diags,
+        &mut ignored,
+    );
+    apiroute::translate_all(
+        resources,
+        &classes,
+        &backends,
+        &mut builder,
+        &mut diags,
+        &mut ignored,
+    );
+    ignored.sort();
     if let Some(default) = &options.default_backend {
         ingress::add_global_default(default, &backends, &mut builder, &mut diags);
     }
@@ -164,6 +184,7 @@ pub fn translate(resources: &ResourceSet, options: &Options) -> Output {
     Output {
         snapshot,
         diagnostics: diags.into_sorted(),
+        ignored,
     }
 }
 
@@ -186,4 +207,26 @@ fn sorted<T>(
         (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
     });
     list
+}
+
+/// The diagnostic reference and the snapshot origin of an object.
+fn identity(
+    kind: &'static str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> (ObjectRef, snapshot::Origin) {
+    let namespace: Arc<str> = meta.namespace.as_deref().unwrap_or_default().into();
+    let name: Arc<str> = meta.name.as_deref().unwrap_or_default().into();
+    let object = ObjectRef {
+        kind: kind.into(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    (
+        object,
+        snapshot::Origin {
+            kind,
+            namespace,
+            name,
+        },
+    )
 }

@@ -32,6 +32,12 @@ pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         warnings += 1;
     }
     let output = translate(&resources, &args.translate.options());
+    for object in &output.ignored {
+        println!(
+            "note: {object} is not served: its class is not Gatehouse's (set spec.ingressClassName: {}, or mark Gatehouse's IngressClass as the default)",
+            args.translate.ingress_class
+        );
+    }
     for d in &output.diagnostics {
         println!("{d}");
         match d.severity {
