@@ -97,7 +97,8 @@ pub struct RouteRule {
     /// a `RegularExpression` path (the longer pattern first), then the
     /// longest `PathPrefix`; on a tie, a match that names a method, then
     /// the one with the most header matches, then the most query parameter
-    /// matches, then the oldest object, then namespace/name order.
+    /// matches, then the most body matches, then the oldest object, then
+    /// namespace/name order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub matches: Vec<RouteMatch>,
@@ -145,6 +146,41 @@ pub struct RouteMatch {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub query_params: Vec<QueryParamMatch>,
+
+    /// Conditions on the JSON request body; all must hold. A request whose
+    /// body is not JSON (`application/json` or `*+json`) does not match.
+    /// To evaluate them the gateway reads up to the body-matching limit
+    /// (64 KiB by default); a larger body is answered with 413. The body
+    /// is forwarded upstream byte for byte. Routes without body conditions
+    /// never wait for the body.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub body: Vec<BodyMatch>,
+}
+
+/// A condition on one value inside a JSON request body.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.type == 'Present' || has(self.value)").message("value is required unless type is Present"))]
+#[serde(rename_all = "camelCase")]
+pub struct BodyMatch {
+    /// RFC 6901 JSON Pointer to the value, such as `/tenant` or
+    /// `/order/items/0/sku`.
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^(/([^~/]|~[01])*)+$"))]
+    pub json_pointer: String,
+
+    /// `Exact`: the value equals `value` (a string is compared as it is;
+    /// a number, boolean or null as its JSON text, such as `42` or
+    /// `true`). `RegularExpression`: the value matches the regular
+    /// expression `value` as a whole. `Present`: the pointer finds a
+    /// value. Default `Exact`.
+    #[serde(default = "StringMatchType::default_value", rename = "type")]
+    pub type_: StringMatchType,
+
+    /// Value or pattern to compare with. Required unless `type` is
+    /// `Present`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub value: Option<String>,
 }
 
 /// How the request path is compared.

@@ -17,5 +17,5 @@ mod state;
 
 pub use body::ProxyBody;
 pub use listener::{ListenerConfig, bind, serve};
-pub use proxy::{Proxy, ProxyConfig};
+pub use proxy::{Connection, Proxy, ProxyConfig};
 pub use state::Gateway;

@@ -12,7 +12,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::proxy::Proxy;
+use snapshot::Scheme;
+
+use crate::proxy::{Connection, Proxy};
 
 /// Limits applied to every downstream connection.
 #[derive(Clone, Debug)]
@@ -60,6 +62,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     tokio::pin!(shutdown);
 
     loop {
@@ -78,9 +81,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
+        let conn_info = Connection {
+            peer,
+            local_port,
+            scheme: Scheme::Http,
+        };
         let service = service_fn(move |req| {
             let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer, "http").await) }
+            async move { Ok::<_, Infallible>(proxy.handle(req, conn_info).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());

@@ -20,6 +20,15 @@ pub(crate) enum ProxyError {
     /// The request has no usable Host.
     #[error("the request has no valid Host header")]
     BadHost,
+    /// The request path cannot be normalized safely.
+    #[error("invalid request path: {0}")]
+    BadPath(snapshot::PathError),
+    /// Body conditions need the body, and it is larger than the limit.
+    #[error("request body larger than the body-matching limit")]
+    BodyTooLarge,
+    /// The client's body could not be read.
+    #[error("reading the request body failed: {0}")]
+    BodyRead(String),
     /// The matched route has no backend with a weight above zero.
     #[error("the route has no backends")]
     NoBackends,
@@ -53,7 +62,8 @@ impl ProxyError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::BadHost => StatusCode::BAD_REQUEST,
+            Self::BadHost | Self::BadPath(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NoBackends => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unresolved { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -70,6 +80,9 @@ impl ProxyError {
         match self {
             Self::NoRoute => "no route matches this request\n",
             Self::BadHost => "the request has no valid Host header\n",
+            Self::BadPath(_) => "invalid request path\n",
+            Self::BodyRead(_) => "the request body could not be read\n",
+            Self::BodyTooLarge => "request body too large\n",
             Self::NoBackends | Self::Unresolved { .. } => {
                 "the backend for this route is not available\n"
             }

@@ -101,6 +101,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) header_read_timeout: Duration,
 
+    /// Most request body bytes read to evaluate ApiRoute body conditions;
+    /// a larger body sent to such a route is answered with 413.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub(crate) max_body_match_bytes: usize,
+
     /// Worker threads of the data plane (default: one per CPU core).
     #[arg(long, env = "GATEHOUSE_WORKER_THREADS")]
     pub(crate) worker_threads: Option<usize>,

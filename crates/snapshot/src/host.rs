@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use foldhash::fast::RandomState;
+
 use serde::{Serialize, Serializer};
 
 /// Which request hosts a virtual host answers.
@@ -69,8 +71,9 @@ impl Serialize for HostPattern {
 /// lookups.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct HostIndex {
-    exact: HashMap<Box<str>, usize>,
-    wildcard: HashMap<Box<str>, usize>,
+    // Request hosts are attacker-chosen: the hasher is seeded per process.
+    exact: HashMap<Box<str>, usize, RandomState>,
+    wildcard: HashMap<Box<str>, usize, RandomState>,
     any: Option<usize>,
 }
 

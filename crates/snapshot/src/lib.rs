@@ -12,8 +12,11 @@
 
 mod cluster;
 mod duration;
+mod filters;
 mod host;
+mod index;
 mod matcher;
+mod path;
 mod request;
 mod route;
 
@@ -22,11 +25,16 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use cluster::{Cluster, ClusterIndex, Endpoint};
+pub use filters::{
+    Filters, HeaderModifier, Mirror, PathRewrite, Redirect, RedirectFrom, Rewrite, Scheme,
+};
 pub use host::HostPattern;
 pub use matcher::{
-    HeaderMatcher, PathMatch, Pattern, PatternError, QueryMatcher, RouteEntry, ValueMatch,
+    BodyMatcher, EntryMatch, HeaderMatcher, PathMatch, Pattern, PatternError, QueryMatcher,
+    RouteEntry, ValueMatch,
 };
-pub use request::{RequestInfo, percent_decode};
+pub use path::{PathError, normalize_path};
+pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{
     Action, BackendTarget, DirectResponse, Forward, Origin, Route, RouteIndex, WeightedBackend,
 };
@@ -60,6 +68,58 @@ pub struct VirtualHost {
     /// Match entries, most specific first: the first entry that matches a
     /// request wins.
     pub entries: Vec<RouteEntry>,
+    #[serde(skip)]
+    index: index::PathIndex,
+}
+
+impl VirtualHost {
+    /// A virtual host whose entries are already in precedence order.
+    pub fn new(host: HostPattern, entries: Vec<RouteEntry>) -> Self {
+        let index = index::PathIndex::build(&entries);
+        Self {
+            host,
+            entries,
+            index,
+        }
+    }
+
+    /// The first entry that takes the request, using the path index.
+    pub fn find(&self, req: &RequestInfo<'_>) -> Found<'_> {
+        for pos in self.index.candidates(req.path, &self.entries) {
+            let entry = &self.entries[pos as usize];
+            match entry.check_beyond_path(req) {
+                EntryMatch::Yes => return Found::Entry(entry),
+                EntryMatch::NeedBody => return Found::NeedBody,
+                EntryMatch::No => {}
+            }
+        }
+        Found::None
+    }
+
+    /// The same answer as [`VirtualHost::find`], by checking every entry in
+    /// order. The reference the index is tested against.
+    pub fn find_linear(&self, req: &RequestInfo<'_>) -> Found<'_> {
+        for entry in &self.entries {
+            match entry.check(req) {
+                EntryMatch::Yes => return Found::Entry(entry),
+                EntryMatch::NeedBody => return Found::NeedBody,
+                EntryMatch::No => {}
+            }
+        }
+        Found::None
+    }
+}
+
+/// What a virtual host found for a request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Found<'a> {
+    /// This entry takes the request.
+    Entry(&'a RouteEntry),
+    /// The deciding entry has body conditions: read the body and ask
+    /// again.
+    NeedBody,
+    /// No entry takes the request.
+    None,
 }
 
 /// The outcome of routing one request.
@@ -71,6 +131,18 @@ pub struct Matched<'a> {
     pub entry: &'a RouteEntry,
     /// The route the entry belongs to.
     pub route: &'a Route,
+}
+
+/// The outcome of [`Snapshot::route`].
+#[derive(Clone, Copy, Debug)]
+pub enum Lookup<'a> {
+    /// The request goes to this route.
+    Matched(Matched<'a>),
+    /// Body conditions decide: read the body (within the limit) and route
+    /// again with it.
+    NeedBody,
+    /// No route takes the request.
+    NotFound,
 }
 
 impl Snapshot {
@@ -108,14 +180,19 @@ impl Snapshot {
     /// entry of that host that matches. There is no fall-through to less
     /// specific hosts: a host that is configured but has no matching
     /// entry answers 404, as its own server block would.
-    pub fn route(&self, req: &RequestInfo<'_>) -> Option<Matched<'_>> {
-        let virtual_host = self.virtual_host(req.host)?;
-        let entry = virtual_host.entries.iter().find(|e| e.matches(req))?;
-        Some(Matched {
-            virtual_host,
-            entry,
-            route: &self.routes[entry.route.0],
-        })
+    pub fn route(&self, req: &RequestInfo<'_>) -> Lookup<'_> {
+        let Some(virtual_host) = self.virtual_host(req.host) else {
+            return Lookup::NotFound;
+        };
+        match virtual_host.find(req) {
+            Found::Entry(entry) => Lookup::Matched(Matched {
+                virtual_host,
+                entry,
+                route: &self.routes[entry.route.0],
+            }),
+            Found::NeedBody => Lookup::NeedBody,
+            Found::None => Lookup::NotFound,
+        }
     }
 
     /// The cluster at an index taken from this snapshot's routes.

@@ -6,7 +6,7 @@ use http::{HeaderName, Method};
 use regex::Regex;
 use serde::{Serialize, Serializer};
 
-use crate::request::{RequestInfo, percent_decode};
+use crate::request::{Body, RequestInfo, percent_decode};
 use crate::route::RouteIndex;
 
 /// One way into a route: every condition must hold. A route with several
@@ -24,6 +24,9 @@ pub struct RouteEntry {
     /// Conditions on query parameters; all must hold.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub query: Vec<QueryMatcher>,
+    /// Conditions on the JSON request body; all must hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub body: Vec<BodyMatcher>,
     /// The route this entry leads to.
     pub route: RouteIndex,
 }
@@ -35,13 +38,81 @@ fn ser_method<S: Serializer>(m: &Option<Method>, s: S) -> Result<S::Ok, S::Error
     }
 }
 
+/// Whether an entry takes a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryMatch {
+    /// Every condition holds.
+    Yes,
+    /// Some condition fails.
+    No,
+    /// Every condition checked so far holds, but the entry has body
+    /// conditions and the body has not been read.
+    NeedBody,
+}
+
 impl RouteEntry {
     /// Whether the request meets every condition of this entry.
-    pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
-        self.path.matches(req.path)
-            && self.method.as_ref().is_none_or(|m| m == req.method)
+    pub fn check(&self, req: &RequestInfo<'_>) -> EntryMatch {
+        if !self.path.matches(req.path) {
+            return EntryMatch::No;
+        }
+        self.check_beyond_path(req)
+    }
+
+    /// Every condition except the path, which the caller has checked.
+    pub(crate) fn check_beyond_path(&self, req: &RequestInfo<'_>) -> EntryMatch {
+        let head = self.method.as_ref().is_none_or(|m| m == req.method)
             && self.headers.iter().all(|h| h.matches(req))
-            && self.query.iter().all(|q| q.matches(req))
+            && self.query.iter().all(|q| q.matches(req));
+        if !head {
+            return EntryMatch::No;
+        }
+        if self.body.is_empty() {
+            return EntryMatch::Yes;
+        }
+        match req.body {
+            Body::Unread => EntryMatch::NeedBody,
+            Body::NotJson => EntryMatch::No,
+            Body::Json(json) => {
+                if self.body.iter().all(|b| b.matches(json)) {
+                    EntryMatch::Yes
+                } else {
+                    EntryMatch::No
+                }
+            }
+        }
+    }
+
+    /// Shorthand for `check(req) == EntryMatch::Yes`.
+    pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
+        self.check(req) == EntryMatch::Yes
+    }
+}
+
+/// A condition on a value inside a JSON request body.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BodyMatcher {
+    /// RFC 6901 JSON Pointer to the value, such as `/order/tenant`.
+    pub json_pointer: Box<str>,
+    /// How the value is compared: strings as they are, other values as
+    /// their JSON text (`42`, `true`, `null`).
+    #[serde(flatten)]
+    pub value: ValueMatch,
+}
+
+impl BodyMatcher {
+    /// Whether the body has a value at the pointer that meets the
+    /// condition.
+    pub fn matches(&self, json: &serde_json::Value) -> bool {
+        let Some(found) = json.pointer(&self.json_pointer) else {
+            return false;
+        };
+        match (&self.value, found) {
+            (ValueMatch::Present, _) => true,
+            (m, serde_json::Value::String(s)) => m.matches(s),
+            (m, other) => m.matches(&other.to_string()),
+        }
     }
 }
 
@@ -197,7 +268,8 @@ pub enum ValueMatch {
 }
 
 impl ValueMatch {
-    fn matches(&self, value: &str) -> bool {
+    /// Whether `value` meets the condition.
+    pub fn matches(&self, value: &str) -> bool {
         match self {
             Self::Exact(v) => **v == *value,
             Self::Regex(r) => r.is_match(value),

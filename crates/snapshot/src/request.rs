@@ -18,6 +18,19 @@ pub struct RequestInfo<'a> {
     pub method: &'a Method,
     /// Request headers.
     pub headers: &'a HeaderMap,
+    /// The request body, when it has been read for body conditions.
+    pub body: Body<'a>,
+}
+
+/// What the matcher knows of the request body.
+#[derive(Clone, Copy, Debug)]
+pub enum Body<'a> {
+    /// Not read (yet): entries with body conditions cannot be decided.
+    Unread,
+    /// Read, but not a JSON document: body conditions do not hold.
+    NotJson,
+    /// Read and parsed.
+    Json(&'a serde_json::Value),
 }
 
 /// Decodes `%XX` escapes. Malformed escapes are kept as written; bytes

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
 use crate::cluster::ClusterIndex;
+use crate::filters::{Filters, Redirect};
 
 /// Position of a route in [`crate::Snapshot::routes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -59,6 +60,9 @@ pub struct Route {
         skip_serializing_if = "Option::is_none"
     )]
     pub backend_timeout: Option<Duration>,
+    /// Header changes, rewrites and mirrors.
+    #[serde(skip_serializing_if = "Filters::is_empty")]
+    pub filters: Filters,
 }
 
 /// What the gateway does with a request.
@@ -69,6 +73,8 @@ pub enum Action {
     Forward(Forward),
     /// Answer it directly.
     Respond(DirectResponse),
+    /// Answer it with a redirect.
+    Redirect(Redirect),
 }
 
 /// Weighted upstream choice.

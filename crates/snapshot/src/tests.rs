@@ -19,6 +19,7 @@ fn route(id: &str) -> Route {
         }),
         request_timeout: None,
         backend_timeout: None,
+        filters: Filters::default(),
     }
 }
 
@@ -28,6 +29,7 @@ fn entry(path: PathMatch, route: usize) -> RouteEntry {
         method: None,
         headers: Vec::new(),
         query: Vec::new(),
+        body: Vec::new(),
         route: RouteIndex(route),
     }
 }
@@ -39,30 +41,35 @@ fn req<'a>(host: &'a str, path: &'a str, headers: &'a HeaderMap) -> RequestInfo<
         query: None,
         method: &Method::GET,
         headers,
+        body: Body::Unread,
     }
 }
 
 fn routed(s: &Snapshot, host: &str, path: &str) -> Option<Arc<str>> {
     let h = HeaderMap::new();
-    s.route(&req(host, path, &h)).map(|m| m.route.id.clone())
+    match s.route(&req(host, path, &h)) {
+        Lookup::Matched(m) => Some(m.route.id.clone()),
+        Lookup::NeedBody => panic!("no body conditions here"),
+        Lookup::NotFound => None,
+    }
 }
 
 #[test]
 fn host_selection_prefers_exact_then_wildcard_then_any() {
     let s = Snapshot::new(
         vec![
-            VirtualHost {
-                host: HostPattern::parse("*"),
-                entries: vec![entry(PathMatch::prefix("/"), 0)],
-            },
-            VirtualHost {
-                host: HostPattern::parse("*.example.com"),
-                entries: vec![entry(PathMatch::prefix("/"), 1)],
-            },
-            VirtualHost {
-                host: HostPattern::parse("a.example.com"),
-                entries: vec![entry(PathMatch::prefix("/"), 2)],
-            },
+            VirtualHost::new(
+                HostPattern::parse("*"),
+                vec![entry(PathMatch::prefix("/"), 0)],
+            ),
+            VirtualHost::new(
+                HostPattern::parse("*.example.com"),
+                vec![entry(PathMatch::prefix("/"), 1)],
+            ),
+            VirtualHost::new(
+                HostPattern::parse("a.example.com"),
+                vec![entry(PathMatch::prefix("/"), 2)],
+            ),
         ],
         vec![route("any"), route("wild"), route("exact")],
         Vec::new(),
@@ -80,14 +87,14 @@ fn host_selection_prefers_exact_then_wildcard_then_any() {
 fn a_configured_host_does_not_fall_through() {
     let s = Snapshot::new(
         vec![
-            VirtualHost {
-                host: HostPattern::parse("*"),
-                entries: vec![entry(PathMatch::prefix("/"), 0)],
-            },
-            VirtualHost {
-                host: HostPattern::parse("a.example.com"),
-                entries: vec![entry(PathMatch::prefix("/api"), 1)],
-            },
+            VirtualHost::new(
+                HostPattern::parse("*"),
+                vec![entry(PathMatch::prefix("/"), 0)],
+            ),
+            VirtualHost::new(
+                HostPattern::parse("a.example.com"),
+                vec![entry(PathMatch::prefix("/api"), 1)],
+            ),
         ],
         vec![route("any"), route("api")],
         Vec::new(),
@@ -148,6 +155,7 @@ fn header_query_and_method_conditions() {
         query: Some("a=1&tenant%20id=acme&tenant%20id=other"),
         method: &Method::POST,
         headers: &headers,
+        body: Body::Unread,
     };
     assert!(e.matches(&ok));
     assert!(!e.matches(&RequestInfo {

@@ -16,15 +16,16 @@ use api::{
     StringMatchType,
 };
 use snapshot::{
-    Action, BackendTarget, Forward, HeaderMatcher, HostPattern, Origin, PathMatch, Pattern,
-    QueryMatcher, Route, RouteEntry, RouteIndex, ValueMatch, WeightedBackend,
+    Action, BackendTarget, BodyMatcher, Forward, HeaderMatcher, HostPattern, Origin, PathMatch,
+    Pattern, QueryMatcher, Route, RouteEntry, RouteIndex, ValueMatch, WeightedBackend,
 };
 
 use crate::backends::{Backends, PortRef};
 use crate::builder::{Builder, Provenance, Tier};
 use crate::class::Classes;
 use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
-use crate::values::{check_header_name, check_hostname, parse_duration};
+use crate::filters::{self, FieldError, RuleCtx};
+use crate::values::{check_header_name, check_hostname, normalize_rule_path, parse_duration};
 use crate::{ResourceSet, created_seconds};
 
 /// Status for the share of a backend that does not resolve.
@@ -137,16 +138,7 @@ fn translate_rule(
     builder: &mut Builder,
     diags: &mut Diagnostics,
 ) {
-    let mut ok = true;
-    let mut reject = |diags: &mut Diagnostics, f: String, reason: Reason, msg: String| {
-        diags.error(
-            &ctx.object,
-            f,
-            reason,
-            format!("{msg}; this rule is not served"),
-        );
-        ok = false;
-    };
+    let mut errors: Vec<FieldError> = Vec::new();
 
     // Conditions first: an entry list that cannot be built means the rule
     // cannot be served.
@@ -165,17 +157,15 @@ fn translate_rule(
             &ctx.object,
         ) {
             Ok(e) => entries.push((m, e)),
-            Err((f, msg)) => reject(diags, f, Reason::InvalidField, msg),
+            Err(e) => errors.push(e),
         }
     }
-    for (f, _) in rule.filters.iter().enumerate() {
-        reject(
-            diags,
-            format!("{field}.filters[{f}]"),
-            Reason::Unsupported,
-            "filters are not supported yet".to_owned(),
-        );
-    }
+    let all_prefix = matches.iter().all(|m| {
+        m.path
+            .as_ref()
+            .is_none_or(|p| p.type_ == PathMatchType::PathPrefix)
+    });
+
     let mut timeouts = (None, None);
     if let Some(t) = &rule.timeouts {
         for (name, value, slot) in [
@@ -187,12 +177,7 @@ fn translate_rule(
                     // Zero means "no limit", as in the Gateway API; it is
                     // kept so the data plane can tell it from "not set".
                     Ok(d) => *slot = Some(d),
-                    Err(msg) => reject(
-                        diags,
-                        format!("{field}.timeouts.{name}"),
-                        Reason::InvalidField,
-                        msg,
-                    ),
+                    Err(msg) => errors.push((format!("{field}.timeouts.{name}"), msg)),
                 }
             }
         }
@@ -201,19 +186,47 @@ fn translate_rule(
             && !backend.is_zero()
             && backend > req
         {
-            reject(
-                diags,
+            errors.push((
                 format!("{field}.timeouts.backendRequest"),
-                Reason::InvalidField,
                 format!("backendRequest ({backend:?}) must not exceed request ({req:?})"),
-            );
+            ));
         }
     }
-    // Backends are checked even when the rule is rejected, so one run
-    // reports every problem of the rule.
+
+    // Filters and backends are checked even when the rule is already
+    // rejected, so one run reports every problem of the rule; clusters are
+    // only registered for a rule that will be served.
+    let filter_ctx = RuleCtx {
+        object: &ctx.object,
+        namespace: &ctx.namespace,
+        backends: ctx.backends,
+        all_prefix,
+    };
+    let servable = errors.is_empty();
+    let compiled = match filters::compile(
+        &filter_ctx,
+        &rule.filters,
+        &format!("{field}.filters"),
+        if servable { Some(&mut *builder) } else { None },
+        diags,
+    ) {
+        Ok(c) => Some(c),
+        Err(mut e) => {
+            errors.append(&mut e);
+            None
+        }
+    };
+    let answers_itself = compiled.as_ref().is_some_and(|c| c.answer.is_some());
+    if answers_itself && !rule.backends.is_empty() {
+        errors.push((
+            format!("{field}.backends"),
+            "a rule with a RequestRedirect or DirectResponse filter answers by itself and must not list backends".into(),
+        ));
+    }
+    let servable = errors.is_empty();
     let mut weighted = Vec::with_capacity(rule.backends.len());
     for (b, backend) in rule.backends.iter().enumerate() {
-        let register = if ok { Some(&mut *builder) } else { None };
+        let register = if servable { Some(&mut *builder) } else { None };
         if let Some(w) = backend_for(
             ctx,
             backend,
@@ -224,10 +237,19 @@ fn translate_rule(
             weighted.push(w);
         }
     }
-    if !ok {
+    if !servable {
+        for (f, msg) in errors {
+            diags.error(
+                &ctx.object,
+                f,
+                Reason::InvalidField,
+                format!("{msg}; this rule is not served"),
+            );
+        }
         return;
     }
-    if rule.backends.is_empty() {
+    let compiled = compiled.unwrap_or_default();
+    if rule.backends.is_empty() && !answers_itself {
         diags.warning(
             &ctx.object,
             format!("{field}.backends"),
@@ -237,6 +259,9 @@ fn translate_rule(
     }
 
     let rule_id = rule.name.clone().unwrap_or_else(|| index.to_string());
+    let action = compiled
+        .answer
+        .unwrap_or_else(|| Action::Forward(Forward::new(weighted)));
     let route_index: RouteIndex = builder.add_route(Route {
         id: format!(
             "apiroute/{}/{}/rule/{rule_id}",
@@ -244,9 +269,10 @@ fn translate_rule(
         )
         .into(),
         origin: ctx.origin.clone(),
-        action: Action::Forward(Forward::new(weighted)),
+        action,
         request_timeout: timeouts.0,
         backend_timeout: timeouts.1,
+        filters: compiled.filters,
     });
     for host in hosts {
         for (m, entry) in &entries {
@@ -266,8 +292,6 @@ fn translate_rule(
     }
 }
 
-type FieldError = (String, String);
-
 fn entry_for(
     m: &RouteMatch,
     field: &str,
@@ -279,17 +303,26 @@ fn entry_for(
         Some(p) => {
             let f = format!("{field}.path.value");
             match p.type_ {
-                PathMatchType::Exact | PathMatchType::PathPrefix if !p.value.starts_with('/') => {
-                    return Err((
-                        f,
-                        format!(
-                            "{:?} is not an absolute path: it must start with '/'",
-                            p.value
-                        ),
-                    ));
+                PathMatchType::Exact | PathMatchType::PathPrefix => {
+                    let normalized =
+                        normalize_rule_path(&p.value).map_err(|msg| (f.clone(), msg))?;
+                    if normalized != p.value {
+                        diags.warning(
+                            object,
+                            f,
+                            Reason::InvalidField,
+                            format!(
+                                "{:?} is matched as {normalized:?}: request paths are normalized before matching",
+                                p.value
+                            ),
+                        );
+                    }
+                    if p.type_ == PathMatchType::Exact {
+                        PathMatch::Exact(normalized.into())
+                    } else {
+                        PathMatch::prefix(&normalized)
+                    }
                 }
-                PathMatchType::Exact => PathMatch::Exact(p.value.as_str().into()),
-                PathMatchType::PathPrefix => PathMatch::prefix(&p.value),
                 PathMatchType::RegularExpression => {
                     PathMatch::Regex(Pattern::new(&p.value).map_err(|e| (f, e.to_string()))?)
                 }
@@ -332,6 +365,23 @@ fn entry_for(
         }
         query.push(matcher);
     }
+    let mut body = Vec::with_capacity(m.body.len());
+    for (b, bm) in m.body.iter().enumerate() {
+        let f = format!("{field}.body[{b}]");
+        if !is_json_pointer(&bm.json_pointer) {
+            return Err((
+                format!("{f}.jsonPointer"),
+                format!(
+                    "{:?} is not a JSON Pointer: write /key/... with ~0 for '~' and ~1 for '/'",
+                    bm.json_pointer
+                ),
+            ));
+        }
+        body.push(BodyMatcher {
+            json_pointer: bm.json_pointer.as_str().into(),
+            value: value_match(bm.type_, bm.value.as_deref(), &f)?,
+        });
+    }
     Ok(RouteEntry {
         path,
         method: m.method.map(|m| {
@@ -340,8 +390,24 @@ fn entry_for(
         }),
         headers,
         query,
+        body,
         route: RouteIndex(usize::MAX),
     })
+}
+
+/// RFC 6901: empty, or `/`-separated tokens where `~` is only followed by
+/// `0` or `1`.
+fn is_json_pointer(p: &str) -> bool {
+    p.starts_with('/')
+        && p.split('/').skip(1).all(|token| {
+            let mut chars = token.chars();
+            while let Some(c) = chars.next() {
+                if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+                    return false;
+                }
+            }
+            true
+        })
 }
 
 fn value_match(

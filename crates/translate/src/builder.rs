@@ -34,7 +34,8 @@ pub(crate) struct Provenance {
 
 /// A sort key implementing the documented precedence: exact path, then
 /// regular expression (longer first), then prefix (longer first); then a
-/// method, more header and more query conditions; then the older object,
+/// method, more header, more query and more body conditions; then the older
+/// object,
 /// then namespace/name, then the order within the object.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank {
@@ -44,6 +45,7 @@ struct Rank {
     no_method: bool,
     headers: Reverse<usize>,
     query: Reverse<usize>,
+    body: Reverse<usize>,
     created: Option<i64>,
     namespace: Arc<str>,
     name: Arc<str>,
@@ -107,6 +109,7 @@ impl Builder {
             no_method: entry.method.is_none(),
             headers: Reverse(entry.headers.len()),
             query: Reverse(entry.query.len()),
+            body: Reverse(entry.body.len()),
             created: provenance.created,
             namespace: provenance.object.namespace.clone(),
             name: provenance.object.name.clone(),
@@ -167,7 +170,7 @@ impl Builder {
                 seen.insert(key, r.provenance);
                 entries.push(r.entry);
             }
-            virtual_hosts.push(VirtualHost { host, entries });
+            virtual_hosts.push(VirtualHost::new(host, entries));
         }
 
         let names: Vec<Arc<str>> = clusters.keys().cloned().collect();
@@ -197,8 +200,10 @@ fn conditions_key(entry: &RouteEntry, tier: Tier) -> String {
     headers.sort();
     let mut query: Vec<String> = entry.query.iter().map(|q| format!("{q:?}")).collect();
     query.sort();
+    let mut body: Vec<String> = entry.body.iter().map(|b| format!("{b:?}")).collect();
+    body.sort();
     format!(
-        "{tier:?}|{:?}|{:?}|{headers:?}|{query:?}",
+        "{tier:?}|{:?}|{:?}|{headers:?}|{query:?}|{body:?}",
         entry.path, entry.method
     )
 }

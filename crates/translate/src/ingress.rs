@@ -12,15 +12,16 @@
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use snapshot::{
-    Action, BackendTarget, Forward, HostPattern, Origin, PathMatch, Route, RouteEntry,
-    WeightedBackend,
+    Action, BackendTarget, Filters, Forward, HostPattern, Origin, PathMatch, PathRewrite, Rewrite,
+    Route, RouteEntry, WeightedBackend,
 };
 
+use crate::annotations::{self, BackendProtocol};
 use crate::backends::{Backends, PortRef};
 use crate::builder::{Builder, Provenance, Tier};
 use crate::class::{Classes, LEGACY_CLASS_ANNOTATION};
 use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
-use crate::values::check_hostname;
+use crate::values::{check_hostname, normalize_rule_path};
 use crate::{ResourceSet, ServicePortRef, created_seconds};
 
 /// Status for the share of a backend that does not resolve.
@@ -46,7 +47,13 @@ pub(crate) fn translate_all(
             .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
             .map(String::as_str);
         if classes.serves_ingress(class_name, legacy) {
-            translate_one(ingress, backends, builder, diags);
+            let policy_exists = |name: &str| {
+                resources.rate_limit_policies.iter().any(|p| {
+                    p.metadata.name.as_deref() == Some(name)
+                        && p.metadata.namespace == ingress.metadata.namespace
+                })
+            };
+            translate_one(ingress, backends, &policy_exists, builder, diags);
         } else {
             ignored.push(crate::identity("Ingress", &ingress.metadata).0);
         }
@@ -56,6 +63,7 @@ pub(crate) fn translate_all(
 fn translate_one(
     ingress: &Ingress,
     backends: &Backends<'_>,
+    policy_exists: &dyn Fn(&str) -> bool,
     builder: &mut Builder,
     diags: &mut Diagnostics,
 ) {
@@ -75,6 +83,33 @@ fn translate_one(
             "an Ingress needs a spec",
         );
         return;
+    };
+    let Ok(annotations) = annotations::parse(
+        ingress.metadata.annotations.as_ref(),
+        &object,
+        policy_exists,
+        diags,
+    ) else {
+        return;
+    };
+    if annotations.backend_protocol != BackendProtocol::Http {
+        diags.error(
+            &object,
+            format!("metadata.annotations[{}]", annotations::BACKEND_PROTOCOL),
+            Reason::Unsupported,
+            "only HTTP backends are supported so far; the Ingress is not served",
+        );
+        return;
+    }
+    let filters = |path: &PathMatch| Filters {
+        rewrite: annotations.rewrite_target.as_ref().map(|target| Rewrite {
+            hostname: None,
+            path: Some(match path {
+                PathMatch::Exact(_) => PathRewrite::Full(target.as_str().into()),
+                _ => PathRewrite::Prefix(target.as_str().into()),
+            }),
+        }),
+        ..Filters::default()
     };
 
     let mut hosts: Vec<HostPattern> = Vec::new();
@@ -100,19 +135,25 @@ fn translate_one(
         let Some(http) = &rule.http else { continue };
         for (j, path) in http.paths.iter().enumerate() {
             let field = format!("spec.rules[{i}].http.paths[{j}]");
-            let value = path.path.as_deref().unwrap_or("/");
-            if !value.starts_with('/') {
-                diags.error(
+            let written = path.path.as_deref().unwrap_or("/");
+            let value = match normalize_rule_path(written) {
+                Ok(v) => v,
+                Err(msg) => {
+                    diags.error(&object, format!("{field}.path"), Reason::InvalidField, msg);
+                    continue;
+                }
+            };
+            if value != written {
+                diags.warning(
                     &object,
                     format!("{field}.path"),
                     Reason::InvalidField,
-                    format!("{value:?} is not an absolute path: it must start with '/'"),
+                    format!("{written:?} is matched as {value:?}: request paths are normalized before matching"),
                 );
-                continue;
             }
             let path_match = match path.path_type.as_str() {
-                "Exact" => PathMatch::Exact(value.into()),
-                "Prefix" | "ImplementationSpecific" => PathMatch::prefix(value),
+                "Exact" => PathMatch::Exact(value.as_str().into()),
+                "Prefix" | "ImplementationSpecific" => PathMatch::prefix(&value),
                 other => {
                     diags.error(
                         &object,
@@ -140,6 +181,7 @@ fn translate_one(
                 action: forward_to(target),
                 request_timeout: None,
                 backend_timeout: None,
+                filters: filters(&path_match),
             });
             builder.add_entry(
                 host.clone(),
@@ -148,6 +190,7 @@ fn translate_one(
                     method: None,
                     headers: Vec::new(),
                     query: Vec::new(),
+                    body: Vec::new(),
                     route,
                 },
                 Tier::Rule,
@@ -167,6 +210,7 @@ fn translate_one(
             action: forward_to(target),
             request_timeout: None,
             backend_timeout: None,
+            filters: Filters::default(),
         });
         add_catch_all(
             builder,
@@ -223,6 +267,7 @@ pub(crate) fn add_global_default(
         action: forward_to(target),
         request_timeout: None,
         backend_timeout: None,
+        filters: Filters::default(),
     });
     let hosts = builder.hosts();
     let provenance = Provenance {
@@ -256,6 +301,7 @@ fn catch_all(route: snapshot::RouteIndex) -> RouteEntry {
         method: None,
         headers: Vec::new(),
         query: Vec::new(),
+        body: Vec::new(),
         route,
     }
 }

@@ -7,11 +7,13 @@
 //! whole: a bad object, rule or reference becomes a [`Diagnostic`] naming
 //! the object and field, and everything else is served.
 
+mod annotations;
 mod apiroute;
 mod backends;
 mod builder;
 mod class;
 mod diagnostics;
+mod filters;
 mod ingress;
 pub mod manifest;
 mod values;

@@ -80,6 +80,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Normalizes a path written in a rule the way request paths are
+/// normalized, so the two compare. Returns what is wrong when the path
+/// could never match a normalized request path.
+pub(crate) fn normalize_rule_path(path: &str) -> Result<String, String> {
+    snapshot::normalize_path(path)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| format!("{path:?} is not a usable path: {e}"))
+}
+
 /// Checks an HTTP header name.
 pub(crate) fn check_header_name(name: &str) -> Result<http::HeaderName, String> {
     http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -110,6 +119,14 @@ mod tests {
         ] {
             assert!(check_hostname(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rule_paths_are_normalized_like_requests() {
+        assert_eq!(normalize_rule_path("/a//b/./c/").unwrap(), "/a/b/c/");
+        assert_eq!(normalize_rule_path("/%7euser").unwrap(), "/~user");
+        assert!(normalize_rule_path("relative").is_err());
+        assert!(normalize_rule_path("/a%2fb").is_err());
     }
 
     #[test]

@@ -45,6 +45,7 @@ where
         ProxyConfig {
             default_timeout: args.upstream_timeout,
             connect_timeout: args.connect_timeout,
+            max_body_match_bytes: args.max_body_match_bytes,
             ..ProxyConfig::default()
         },
     ));
