@@ -7,7 +7,7 @@ ADMIN_ADDR ?= 127.0.0.1:9901
 # nextest runs each test in its own process; fall back to cargo test.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: all build release run test test-unit lint fmt clippy crds check-crds clean
+.PHONY: all build release run test test-unit lint fmt clippy crds check-crds clean fuzz bench help
 
 all: build
 
@@ -56,3 +56,12 @@ clean:
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
+
+## fuzz: run each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for t in normalize_path matcher manifest; do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096) || exit 1; \
+	done

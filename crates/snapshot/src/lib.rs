@@ -157,12 +157,47 @@ impl Snapshot {
     ) -> Self {
         virtual_hosts.sort_by(|a, b| a.host.cmp(&b.host));
         let hosts = HostIndex::build(virtual_hosts.iter().map(|v| &v.host));
-        Self {
+        let snapshot = Self {
             virtual_hosts,
             routes,
             clusters,
             hosts,
+        };
+        if let Err(e) = snapshot.check_references() {
+            // A builder bug, not a user error: say so loudly and refuse
+            // the dangling reference rather than let a request hit it.
+            panic!("snapshot invariant broken: {e}");
         }
+        snapshot
+    }
+
+    /// Checks that every route and cluster index points inside the
+    /// snapshot, so lookups never go out of bounds.
+    fn check_references(&self) -> Result<(), String> {
+        for vh in &self.virtual_hosts {
+            for e in &vh.entries {
+                if e.route.0 >= self.routes.len() {
+                    return Err(format!("{} has an entry for route {}", vh.host, e.route.0));
+                }
+            }
+        }
+        let cluster_ok = |t: &BackendTarget| match t {
+            BackendTarget::Cluster { index, .. } => index.0 < self.clusters.len(),
+            BackendTarget::Unresolved { .. } => true,
+        };
+        for r in &self.routes {
+            let forward_ok = match &r.action {
+                Action::Forward(f) => f.backends.iter().all(|b| cluster_ok(&b.target)),
+                _ => true,
+            };
+            if !forward_ok || !r.filters.mirrors.iter().all(|m| cluster_ok(&m.target)) {
+                return Err(format!(
+                    "route {} refers to a cluster that does not exist",
+                    r.id
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// An empty snapshot: every request gets 404.

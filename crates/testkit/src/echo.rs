@@ -74,8 +74,19 @@ impl EchoServer {
             .expect("bind a free loopback port")
     }
 
+    /// Starts an echo backend that waits `delay` before every answer.
+    pub async fn start_slow(name: &str, delay: Duration) -> Self {
+        Self::start_with(name, "127.0.0.1:0".parse().expect("valid address"), delay)
+            .await
+            .expect("bind a free loopback port")
+    }
+
     /// Starts an echo backend named `name` on `addr`.
     pub async fn start_on(name: &str, addr: SocketAddr) -> std::io::Result<Self> {
+        Self::start_with(name, addr, Duration::ZERO).await
+    }
+
+    async fn start_with(name: &str, addr: SocketAddr, delay: Duration) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicU64::new(0));
@@ -100,6 +111,9 @@ impl EchoServer {
                     let counter = counter.clone();
                     async move {
                         counter.fetch_add(1, Ordering::Relaxed);
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
                         Ok::<_, Infallible>(answer(&name, req).await)
                     }
                 });

@@ -11,6 +11,6 @@ pub mod manifests;
 pub mod process;
 pub mod scale;
 
-pub use client::{HttpClient, Reply};
+pub use client::{HttpClient, Reply, raw_request};
 pub use echo::{Echo, EchoServer};
 pub use process::{GatewayProcess, eventually, free_addr, run_gatehouse};

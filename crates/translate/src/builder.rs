@@ -178,16 +178,25 @@ impl Builder {
             .into_iter()
             .map(|(name, endpoints)| Cluster { name, endpoints })
             .collect();
+        let resolve = |target: &mut BackendTarget| {
+            if let BackendTarget::Cluster { index, name } = target
+                && let Ok(i) = names.binary_search(name)
+            {
+                *index = ClusterIndex(i);
+            }
+        };
         for route in &mut routes {
             if let Action::Forward(forward) = &mut route.action {
-                for backend in &mut forward.backends {
-                    if let BackendTarget::Cluster { index, name } = &mut backend.target
-                        && let Ok(i) = names.binary_search(name)
-                    {
-                        *index = ClusterIndex(i);
-                    }
-                }
+                forward
+                    .backends
+                    .iter_mut()
+                    .for_each(|b| resolve(&mut b.target));
             }
+            route
+                .filters
+                .mirrors
+                .iter_mut()
+                .for_each(|m| resolve(&mut m.target));
         }
         Snapshot::new(virtual_hosts, routes, cluster_list)
     }
