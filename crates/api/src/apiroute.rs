@@ -5,6 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{HttpHeader, ResourceStatus};
+use crate::traffic::{
+    BackendProtocol, Compression, HealthCheck, LoadBalancer, OutlierDetection, RequestLimits, Retry,
+};
 
 /// An ApiRoute sends HTTP requests for a set of hostnames to Kubernetes
 /// Services, by path, method, headers and query parameters.
@@ -121,6 +124,31 @@ pub struct RouteRule {
     /// Time limits for requests using this rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<RouteTimeouts>,
+
+    /// How requests are spread over the endpoints of each backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
+
+    /// Retries of failed requests. Without it, requests are not retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+
+    /// Passive health checking of the backends' endpoints. On by default
+    /// (5 consecutive gateway errors eject an endpoint for 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+
+    /// Active health checking of the backends' endpoints. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+
+    /// Response compression. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+
+    /// Limits on requests using this rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<RequestLimits>,
 }
 
 /// A set of conditions on a request. All conditions present must hold.
@@ -567,6 +595,11 @@ pub struct BackendRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1_000_000))]
     pub weight: Option<i32>,
+    /// How Gatehouse talks to this backend. Default: from the Service
+    /// port's `appProtocol` (`kubernetes.io/h2c` and `grpc` mean H2C/GRPC,
+    /// `https` means HTTPS), else `HTTP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<BackendProtocol>,
 }
 
 /// Time limits for one rule.
@@ -579,6 +612,11 @@ pub struct RouteTimeouts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
     pub request: Option<String>,
+    /// Longest time an upgraded connection (WebSocket) may stay silent in
+    /// both directions before the gateway closes it. Default 1h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    pub idle: Option<String>,
     /// Longest time one upstream attempt may take to return its response
     /// headers. Must not exceed `request`. Default: same as `request`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,10 +16,13 @@ mod common;
 pub mod crd;
 #[allow(unreachable_pub)]
 mod ratelimit;
+#[allow(unreachable_pub)]
+mod traffic;
 
 pub use apiroute::*;
 pub use common::*;
 pub use ratelimit::*;
+pub use traffic::*;
 
 /// The API group of every Gatehouse custom resource.
 pub const GROUP: &str = "gatehouse.dev";

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::traffic::{HealthCheckPolicy, OutlierPolicy, UpstreamProtocol};
+
 /// Position of a cluster in [`crate::Snapshot::clusters`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
@@ -12,6 +14,7 @@ pub struct ClusterIndex(pub usize);
 
 /// A set of interchangeable endpoints: one port of one Service.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Cluster {
     /// Stable name, `namespace/service:port`. Keys run-time state (load
     /// balancer position, connection pools) across configuration swaps.
@@ -19,6 +22,26 @@ pub struct Cluster {
     /// Ready endpoints, sorted by address. Empty means every request to
     /// the cluster gets 503.
     pub endpoints: Vec<Endpoint>,
+    /// How the endpoints are spoken to.
+    pub protocol: UpstreamProtocol,
+    /// Passive health checking.
+    pub outlier: OutlierPolicy,
+    /// Active health checking, if configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckPolicy>,
+}
+
+impl Cluster {
+    /// A cluster with default protocol and health settings.
+    pub fn new(name: Arc<str>, endpoints: Vec<Endpoint>) -> Self {
+        Self {
+            name,
+            endpoints,
+            protocol: UpstreamProtocol::default(),
+            outlier: OutlierPolicy::default(),
+            health_check: None,
+        }
+    }
 }
 
 /// One ready endpoint of a cluster.

@@ -11,3 +11,7 @@ pub(crate) fn ser_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok
         None => s.serialize_none(),
     }
 }
+
+pub(crate) fn ser<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{d:?}"))
+}

@@ -19,6 +19,7 @@ mod matcher;
 mod path;
 mod request;
 mod route;
+mod traffic;
 
 use std::sync::Arc;
 
@@ -37,6 +38,10 @@ pub use path::{PathError, normalize_path};
 pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{
     Action, BackendTarget, DirectResponse, Forward, Origin, Route, RouteIndex, WeightedBackend,
+};
+pub use traffic::{
+    Affinity, CompressionPolicy, Encoding, HashKey, HealthCheckPolicy, LoadBalance, OutlierPolicy,
+    RetryPolicy, Traffic, UpstreamProtocol,
 };
 
 use host::HostIndex;

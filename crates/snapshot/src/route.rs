@@ -9,6 +9,7 @@ use serde::{Serialize, Serializer};
 
 use crate::cluster::ClusterIndex;
 use crate::filters::{Filters, Redirect};
+use crate::traffic::Traffic;
 
 /// Position of a route in [`crate::Snapshot::routes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -63,6 +64,9 @@ pub struct Route {
     /// Header changes, rewrites and mirrors.
     #[serde(skip_serializing_if = "Filters::is_empty")]
     pub filters: Filters,
+    /// Load balancing, retries, compression and limits.
+    #[serde(skip_serializing_if = "Traffic::is_default")]
+    pub traffic: Traffic,
 }
 
 /// What the gateway does with a request.

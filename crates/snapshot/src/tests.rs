@@ -20,6 +20,7 @@ fn route(id: &str) -> Route {
         request_timeout: None,
         backend_timeout: None,
         filters: Filters::default(),
+        traffic: Traffic::default(),
     }
 }
 

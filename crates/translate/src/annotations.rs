@@ -34,9 +34,8 @@ const KNOWN: &[&str] = &[
 ];
 
 /// Protocols `gatehouse.dev/backend-protocol` accepts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BackendProtocol {
-    #[default]
     Http,
     Https,
     H2c,
@@ -48,7 +47,7 @@ pub(crate) enum BackendProtocol {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IngressAnnotations {
     pub(crate) rewrite_target: Option<String>,
-    pub(crate) backend_protocol: BackendProtocol,
+    pub(crate) backend_protocol: Option<BackendProtocol>,
     pub(crate) rate_limit_policies: Vec<String>,
     pub(crate) ssl_redirect: Option<bool>,
 }
@@ -86,11 +85,11 @@ pub(crate) fn parse(
                 Err(msg) => bad(diags, msg),
             },
             BACKEND_PROTOCOL => match value.trim().to_ascii_uppercase().as_str() {
-                "HTTP" => out.backend_protocol = BackendProtocol::Http,
-                "HTTPS" => out.backend_protocol = BackendProtocol::Https,
-                "H2C" => out.backend_protocol = BackendProtocol::H2c,
-                "GRPC" => out.backend_protocol = BackendProtocol::Grpc,
-                "GRPCS" => out.backend_protocol = BackendProtocol::Grpcs,
+                "HTTP" => out.backend_protocol = Some(BackendProtocol::Http),
+                "HTTPS" => out.backend_protocol = Some(BackendProtocol::Https),
+                "H2C" => out.backend_protocol = Some(BackendProtocol::H2c),
+                "GRPC" => out.backend_protocol = Some(BackendProtocol::Grpc),
+                "GRPCS" => out.backend_protocol = Some(BackendProtocol::Grpcs),
                 _ => bad(
                     diags,
                     format!(

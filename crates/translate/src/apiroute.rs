@@ -20,11 +20,12 @@ use snapshot::{
     Pattern, QueryMatcher, Route, RouteEntry, RouteIndex, ValueMatch, WeightedBackend,
 };
 
-use crate::backends::{Backends, PortRef};
+use crate::backends::{Backends, PortRef, Use};
 use crate::builder::{Builder, Provenance, Tier};
 use crate::class::Classes;
 use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
 use crate::filters::{self, FieldError, RuleCtx};
+use crate::traffic::ClusterSettings;
 use crate::values::{check_header_name, check_hostname, normalize_rule_path, parse_duration};
 use crate::{ResourceSet, created_seconds};
 
@@ -193,6 +194,9 @@ fn translate_rule(
         }
     }
 
+    let traffic = crate::traffic::route_traffic(rule, field, &mut errors);
+    let cluster_settings = crate::traffic::cluster_settings(rule, field, &mut errors);
+
     // Filters and backends are checked even when the rule is already
     // rejected, so one run reports every problem of the rule; clusters are
     // only registered for a rule that will be served.
@@ -231,6 +235,7 @@ fn translate_rule(
             ctx,
             backend,
             &format!("{field}.backends[{b}]"),
+            &cluster_settings,
             register,
             diags,
         ) {
@@ -273,6 +278,7 @@ fn translate_rule(
         request_timeout: timeouts.0,
         backend_timeout: timeouts.1,
         filters: compiled.filters,
+        traffic,
     });
     for host in hosts {
         for (m, entry) in &entries {
@@ -458,6 +464,7 @@ fn backend_for(
     ctx: &Ctx<'_>,
     backend: &BackendRef,
     field: &str,
+    settings: &ClusterSettings,
     builder: Option<&mut Builder>,
     diags: &mut Diagnostics,
 ) -> Option<WeightedBackend> {
@@ -488,29 +495,18 @@ fn backend_for(
             },
         });
     }
-    let target =
-        match ctx
-            .backends
-            .resolve(&ctx.namespace, &backend.name, PortRef::Number(backend.port))
-        {
-            Ok((name, endpoints)) => match builder {
-                Some(builder) => builder.cluster_target(name, endpoints),
-                None => BackendTarget::Unresolved {
-                    status: UNRESOLVED_STATUS,
-                    reason: "rule not served".into(),
-                },
-            },
-            Err(e) => {
-                let f = match e.reason {
-                    Reason::PortNotFound => format!("{field}.port"),
-                    _ => format!("{field}.name"),
-                };
-                diags.error(&ctx.object, f, e.reason, e.message.clone());
-                BackendTarget::Unresolved {
-                    status: UNRESOLVED_STATUS,
-                    reason: e.message.into(),
-                }
-            }
-        };
+    let resolved =
+        ctx.backends
+            .resolve(&ctx.namespace, &backend.name, PortRef::Number(backend.port));
+    let usage = Use {
+        protocol: backend.protocol,
+        settings: settings.clone(),
+        object: &ctx.object,
+        field,
+        name_field: "name",
+        port_field: "port",
+        unresolved_status: UNRESOLVED_STATUS,
+    };
+    let target = crate::backends::target(resolved, usage, builder, diags);
     Some(WeightedBackend { weight, target })
 }

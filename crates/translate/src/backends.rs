@@ -8,8 +8,12 @@ use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use snapshot::Endpoint;
 
+use snapshot::BackendTarget;
+
 use crate::ResourceSet;
-use crate::diagnostics::Reason;
+use crate::builder::Builder;
+use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
+use crate::traffic::ClusterSettings;
 
 /// Label EndpointSlices carry to name their Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -28,6 +32,17 @@ pub(crate) enum PortRef<'a> {
 pub(crate) struct Unresolved {
     pub(crate) reason: Reason,
     pub(crate) message: String,
+}
+
+/// A resolved Service port.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    /// The cluster's name, `namespace/service:port`.
+    pub(crate) name: Arc<str>,
+    /// Ready endpoints.
+    pub(crate) endpoints: Vec<Endpoint>,
+    /// The port's `appProtocol`.
+    pub(crate) app_protocol: Option<String>,
 }
 
 /// Services and EndpointSlices indexed for lookups by namespace and name.
@@ -61,14 +76,14 @@ impl<'a> Backends<'a> {
         Self { services, slices }
     }
 
-    /// Resolves a Service port to the cluster name and its ready
-    /// endpoints.
+    /// Resolves a Service port to the cluster name, its ready endpoints
+    /// and the port's `appProtocol`.
     pub(crate) fn resolve(
         &self,
         namespace: &str,
         service: &str,
         port: PortRef<'_>,
-    ) -> Result<(Arc<str>, Vec<Endpoint>), Unresolved> {
+    ) -> Result<Resolved, Unresolved> {
         let Some(svc) = self.services.get(&(namespace, service)) else {
             return Err(Unresolved {
                 reason: Reason::BackendNotFound,
@@ -107,8 +122,11 @@ impl<'a> Backends<'a> {
                 ),
             });
         };
-        let name: Arc<str> = format!("{namespace}/{service}:{}", svc_port.port).into();
-        Ok((name, self.endpoints(namespace, service, svc_port)))
+        Ok(Resolved {
+            name: format!("{namespace}/{service}:{}", svc_port.port).into(),
+            endpoints: self.endpoints(namespace, service, svc_port),
+            app_protocol: svc_port.app_protocol.clone(),
+        })
     }
 
     /// Ready endpoints of one Service port: every address of every
@@ -156,4 +174,86 @@ fn describe_port(p: &ServicePort) -> String {
         Some(name) if !name.is_empty() => format!("{} ({name})", p.port),
         _ => p.port.to_string(),
     }
+}
+
+/// What a route asks of the cluster behind one of its backends.
+pub(crate) struct Use<'a> {
+    /// A protocol named by the route (ApiRoute `protocol`, Ingress
+    /// annotation), overriding the Service port's `appProtocol`.
+    pub(crate) protocol: Option<api::BackendProtocol>,
+    /// Health settings of the route's rule.
+    pub(crate) settings: ClusterSettings,
+    /// The object making the reference, for diagnostics.
+    pub(crate) object: &'a ObjectRef,
+    /// Field of the reference, such as `spec.rules[0].backends[1]`.
+    pub(crate) field: &'a str,
+    /// Subfield naming the Service (`name` or `service.name`).
+    pub(crate) name_field: &'a str,
+    /// Subfield naming the port.
+    pub(crate) port_field: &'a str,
+    /// Status that answers the backend's share when it does not resolve.
+    pub(crate) unresolved_status: u16,
+}
+
+/// Turns a resolution into a backend target: registers the cluster with
+/// `builder` (when the route will be served), or reports why the backend
+/// cannot be used and answers its share with `unresolved_status`.
+pub(crate) fn target(
+    resolved: Result<Resolved, Unresolved>,
+    usage: Use<'_>,
+    builder: Option<&mut Builder>,
+    diags: &mut Diagnostics,
+) -> BackendTarget {
+    let unresolved = |reason: String| BackendTarget::Unresolved {
+        status: usage.unresolved_status,
+        reason: reason.into(),
+    };
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            let sub = match e.reason {
+                Reason::PortNotFound => usage.port_field,
+                _ => usage.name_field,
+            };
+            diags.error(
+                usage.object,
+                format!("{}.{sub}", usage.field),
+                e.reason,
+                e.message.clone(),
+            );
+            return unresolved(e.message);
+        }
+    };
+    let protocol = match crate::traffic::protocol(usage.protocol, resolved.app_protocol.as_deref())
+    {
+        Ok((p, warning)) => {
+            if let Some(w) = warning {
+                diags.warning(usage.object, usage.field.to_owned(), Reason::Unsupported, w);
+            }
+            p
+        }
+        Err(msg) => {
+            diags.error(
+                usage.object,
+                usage.field.to_owned(),
+                Reason::UnsupportedBackend,
+                msg.clone(),
+            );
+            return unresolved(msg);
+        }
+    };
+    let Some(builder) = builder else {
+        return unresolved("the route is not served".into());
+    };
+    let (target, conflict) = builder.cluster_target(
+        resolved.name,
+        resolved.endpoints,
+        protocol,
+        usage.settings,
+        format!("{} ({})", usage.object, usage.field),
+    );
+    if let Some(w) = conflict {
+        diags.warning(usage.object, usage.field.to_owned(), Reason::Conflict, w);
+    }
+    target
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use snapshot::{
     Action, BackendTarget, Cluster, ClusterIndex, Endpoint, HostPattern, PathMatch, Route,
-    RouteEntry, RouteIndex, Snapshot, VirtualHost,
+    RouteEntry, RouteIndex, Snapshot, UpstreamProtocol, VirtualHost,
 };
 
 use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
+use crate::traffic::ClusterSettings;
 
 /// How far down the precedence order an entry sits before its path is
 /// even compared: ordinary entries first, then per-object default
@@ -59,11 +60,19 @@ struct Ranked {
     provenance: Provenance,
 }
 
+/// A cluster as the first route that used it configured it.
+struct ClusterDraft {
+    endpoints: Vec<Endpoint>,
+    protocol: UpstreamProtocol,
+    settings: ClusterSettings,
+    owner: String,
+}
+
 #[derive(Default)]
 pub(crate) struct Builder {
     hosts: BTreeMap<HostPattern, Vec<Ranked>>,
     routes: Vec<Route>,
-    clusters: BTreeMap<Arc<str>, Vec<Endpoint>>,
+    clusters: BTreeMap<Arc<str>, ClusterDraft>,
     position: usize,
 }
 
@@ -74,18 +83,46 @@ impl Builder {
         RouteIndex(self.routes.len() - 1)
     }
 
-    /// Registers a cluster (idempotent) and returns a target naming it;
-    /// indexes are assigned in [`Builder::finish`].
+    /// Registers a cluster and returns a target naming it; indexes are
+    /// assigned in [`Builder::finish`]. Protocol and health settings
+    /// belong to the cluster: the first registration sets them, and a
+    /// later one that differs gets the returned warning.
     pub(crate) fn cluster_target(
         &mut self,
         name: Arc<str>,
         endpoints: Vec<Endpoint>,
-    ) -> BackendTarget {
-        self.clusters.entry(name.clone()).or_insert(endpoints);
-        BackendTarget::Cluster {
-            index: ClusterIndex(usize::MAX),
-            name,
+        protocol: UpstreamProtocol,
+        settings: ClusterSettings,
+        owner: String,
+    ) -> (BackendTarget, Option<String>) {
+        let mut warning = None;
+        match self.clusters.get(&name) {
+            Some(existing) if existing.protocol != protocol || existing.settings != settings => {
+                warning = Some(format!(
+                    "backend {name} is also used by {} with different protocol or health settings; those settings apply",
+                    existing.owner
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.clusters.insert(
+                    name.clone(),
+                    ClusterDraft {
+                        endpoints,
+                        protocol,
+                        settings,
+                        owner,
+                    },
+                );
+            }
         }
+        (
+            BackendTarget::Cluster {
+                index: ClusterIndex(usize::MAX),
+                name,
+            },
+            warning,
+        )
     }
 
     /// Adds an entry under a host pattern.
@@ -176,7 +213,13 @@ impl Builder {
         let names: Vec<Arc<str>> = clusters.keys().cloned().collect();
         let cluster_list: Vec<Cluster> = clusters
             .into_iter()
-            .map(|(name, endpoints)| Cluster { name, endpoints })
+            .map(|(name, d)| Cluster {
+                name,
+                endpoints: d.endpoints,
+                protocol: d.protocol,
+                outlier: d.settings.outlier,
+                health_check: d.settings.health_check,
+            })
             .collect();
         let resolve = |target: &mut BackendTarget| {
             if let BackendTarget::Cluster { index, name } = target

@@ -11,9 +11,10 @@ use snapshot::{
     Rewrite, Scheme,
 };
 
-use crate::backends::{Backends, PortRef};
+use crate::backends::{Backends, PortRef, Use};
 use crate::builder::Builder;
 use crate::diagnostics::{Diagnostics, ObjectRef};
+use crate::traffic::ClusterSettings;
 use crate::values::{check_header_name, check_hostname, normalize_rule_path};
 
 /// A problem with one field: its path and what is wrong.
@@ -152,23 +153,27 @@ pub(crate) fn compile(
                             format!("port {} is out of range: use 1 to 65535", m.backend.port),
                         )]);
                     }
-                    match ctx.backends.resolve(
+                    let resolved = ctx.backends.resolve(
                         ctx.namespace,
                         &m.backend.name,
                         PortRef::Number(m.backend.port),
-                    ) {
-                        Ok((name, endpoints)) => {
-                            if let Some(b) = builder.as_deref_mut() {
-                                let target: BackendTarget = b.cluster_target(name, endpoints);
-                                out.filters.mirrors.push(Mirror { target, percent });
-                            }
-                        }
-                        Err(e) => diags.error(
-                            ctx.object,
-                            format!("{ff}.backend"),
-                            e.reason,
-                            format!("{}; requests are not mirrored", e.message),
-                        ),
+                    );
+                    let usage = Use {
+                        protocol: None,
+                        settings: ClusterSettings::default(),
+                        object: ctx.object,
+                        field: &format!("{ff}.backend"),
+                        name_field: "name",
+                        port_field: "port",
+                        unresolved_status: 500,
+                    };
+                    let registering = builder.is_some();
+                    let target =
+                        crate::backends::target(resolved, usage, builder.as_deref_mut(), diags);
+                    // An unresolved mirror is reported and left out; the
+                    // rule itself is still served.
+                    if registering && matches!(target, BackendTarget::Cluster { .. }) {
+                        out.filters.mirrors.push(Mirror { target, percent });
                     }
                     Ok(())
                 }),

@@ -13,14 +13,15 @@
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use snapshot::{
     Action, BackendTarget, Filters, Forward, HostPattern, Origin, PathMatch, PathRewrite, Rewrite,
-    Route, RouteEntry, WeightedBackend,
+    Route, RouteEntry, Traffic, WeightedBackend,
 };
 
 use crate::annotations::{self, BackendProtocol};
-use crate::backends::{Backends, PortRef};
+use crate::backends::{Backends, PortRef, Use};
 use crate::builder::{Builder, Provenance, Tier};
 use crate::class::{Classes, LEGACY_CLASS_ANNOTATION};
 use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
+use crate::traffic::ClusterSettings;
 use crate::values::{check_hostname, normalize_rule_path};
 use crate::{ResourceSet, ServicePortRef, created_seconds};
 
@@ -92,15 +93,13 @@ fn translate_one(
     ) else {
         return;
     };
-    if annotations.backend_protocol != BackendProtocol::Http {
-        diags.error(
-            &object,
-            format!("metadata.annotations[{}]", annotations::BACKEND_PROTOCOL),
-            Reason::Unsupported,
-            "only HTTP backends are supported so far; the Ingress is not served",
-        );
-        return;
-    }
+    let protocol = annotations.backend_protocol.map(|p| match p {
+        BackendProtocol::Http => api::BackendProtocol::HTTP,
+        BackendProtocol::Https => api::BackendProtocol::HTTPS,
+        BackendProtocol::H2c => api::BackendProtocol::H2C,
+        BackendProtocol::Grpc => api::BackendProtocol::GRPC,
+        BackendProtocol::Grpcs => api::BackendProtocol::GRPCS,
+    });
     let filters = |path: &PathMatch| Filters {
         rewrite: annotations.rewrite_target.as_ref().map(|target| Rewrite {
             hostname: None,
@@ -169,6 +168,7 @@ fn translate_one(
             let target = backend_target(
                 &path.backend,
                 &namespace,
+                protocol,
                 &object,
                 &format!("{field}.backend"),
                 backends,
@@ -182,6 +182,7 @@ fn translate_one(
                 request_timeout: None,
                 backend_timeout: None,
                 filters: filters(&path_match),
+                traffic: Traffic::default(),
             });
             builder.add_entry(
                 host.clone(),
@@ -202,7 +203,7 @@ fn translate_one(
     if let Some(default) = &spec.default_backend {
         let field = "spec.defaultBackend";
         let target = backend_target(
-            default, &namespace, &object, field, backends, builder, diags,
+            default, &namespace, protocol, &object, field, backends, builder, diags,
         );
         let route = builder.add_route(Route {
             id: format!("ingress/{namespace}/{name}/default-backend").into(),
@@ -211,6 +212,7 @@ fn translate_one(
             request_timeout: None,
             backend_timeout: None,
             filters: Filters::default(),
+            traffic: Traffic::default(),
         });
         add_catch_all(
             builder,
@@ -238,25 +240,21 @@ pub(crate) fn add_global_default(
     diags: &mut Diagnostics,
 ) {
     let object = ObjectRef::new("Service", &default.namespace, &default.name);
-    let target = match backends.resolve(
+    let usage = Use {
+        protocol: None,
+        settings: ClusterSettings::default(),
+        object: &object,
+        field: "--default-backend-service",
+        name_field: "name",
+        port_field: "port",
+        unresolved_status: UNRESOLVED_STATUS,
+    };
+    let resolved = backends.resolve(
         &default.namespace,
         &default.name,
         PortRef::Number(default.port),
-    ) {
-        Ok((name, endpoints)) => builder.cluster_target(name, endpoints),
-        Err(e) => {
-            diags.error(
-                &object,
-                "--default-backend-service",
-                e.reason,
-                e.message.clone(),
-            );
-            BackendTarget::Unresolved {
-                status: UNRESOLVED_STATUS,
-                reason: e.message.into(),
-            }
-        }
-    };
+    );
+    let target = crate::backends::target(resolved, usage, Some(builder), diags);
     let route = builder.add_route(Route {
         id: "default-backend".into(),
         origin: Origin {
@@ -268,6 +266,7 @@ pub(crate) fn add_global_default(
         request_timeout: None,
         backend_timeout: None,
         filters: Filters::default(),
+        traffic: Traffic::default(),
     });
     let hosts = builder.hosts();
     let provenance = Provenance {
@@ -310,9 +309,11 @@ fn forward_to(target: BackendTarget) -> Action {
     Action::Forward(Forward::new(vec![WeightedBackend { weight: 1, target }]))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn backend_target(
     backend: &IngressBackend,
     namespace: &str,
+    protocol: Option<api::BackendProtocol>,
     object: &ObjectRef,
     field: &str,
     backends: &Backends<'_>,
@@ -361,15 +362,23 @@ fn backend_target(
             return unresolved(msg);
         }
     };
-    match backends.resolve(namespace, &service.name, port_ref) {
-        Ok((name, endpoints)) => builder.cluster_target(name, endpoints),
-        Err(e) => {
-            let field = match e.reason {
-                Reason::PortNotFound => format!("{field}.service.port.{port_field}"),
-                _ => format!("{field}.service.name"),
-            };
-            diags.error(object, field, e.reason, e.message.clone());
-            unresolved(&e.message)
-        }
-    }
+    let usage = Use {
+        protocol,
+        settings: ClusterSettings::default(),
+        object,
+        field,
+        name_field: "service.name",
+        port_field: if port_field == "number" {
+            "service.port.number"
+        } else {
+            "service.port.name"
+        },
+        unresolved_status: UNRESOLVED_STATUS,
+    };
+    crate::backends::target(
+        backends.resolve(namespace, &service.name, port_ref),
+        usage,
+        Some(builder),
+        diags,
+    )
 }

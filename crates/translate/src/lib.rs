@@ -16,6 +16,7 @@ mod diagnostics;
 mod filters;
 mod ingress;
 pub mod manifest;
+mod traffic;
 mod values;
 
 use std::sync::Arc;
