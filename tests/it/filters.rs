@@ -1,6 +1,8 @@
 //! Filters whose effects the scenario files cannot express: mirrors,
 //! response headers, and the body-matching limit.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -1,5 +1,7 @@
 //! Process lifecycle: admin endpoints, readiness, graceful shutdown.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
 use std::time::Duration;
 
 use bytes::Bytes;

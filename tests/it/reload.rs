@@ -1,6 +1,8 @@
 //! Configuration changes apply without a restart, without failing a single
 //! request, and without letting a broken file take routes down.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

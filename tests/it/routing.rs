@@ -1,5 +1,7 @@
 //! Requests reach the right backend; errors get the right status.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -183,6 +185,33 @@ spec:
     assert_eq!(again.status, 200);
 }
 
+async fn send_forwarded(gw: &GatewayProcess) -> testkit::Echo {
+    let reply = HttpClient::new()
+        .send(
+            gw.http,
+            Method::POST,
+            "h.example.com:8080",
+            "/submit?x=1",
+            &[
+                ("x-forwarded-for", "198.51.100.1, 203.0.113.9"),
+                ("connection", "x-private-hop"),
+                ("x-private-hop", "secret"),
+                ("keep-alive", "timeout=5"),
+                ("x-kept", "yes"),
+                ("x-request-id", "trace-me-123"),
+            ],
+            Bytes::from_static(b"hello body"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.headers["x-request-id"], "trace-me-123",
+        "the id comes back to the client"
+    );
+    reply.echo().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn forwarding_headers_and_hop_by_hop() {
     let echo = EchoServer::start("h").await;
@@ -196,41 +225,34 @@ async fn forwarding_headers_and_hop_by_hop() {
             ingress("h", "h.example.com", &[("/", "Prefix", "h")]),
         ]),
     );
+    // An untrusted peer cannot name the client: its X-Forwarded-For is
+    // replaced.
     let gw = GatewayProcess::standalone(dir.path(), &[]).await;
-    let reply = HttpClient::new()
-        .send(
-            gw.http,
-            Method::POST,
-            "h.example.com:8080",
-            "/submit?x=1",
-            &[
-                ("x-forwarded-for", "203.0.113.9"),
-                ("connection", "x-private-hop"),
-                ("x-private-hop", "secret"),
-                ("keep-alive", "timeout=5"),
-                ("x-kept", "yes"),
-            ],
-            Bytes::from_static(b"hello body"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200);
-    let echo = reply.echo().unwrap();
+    let echo = send_forwarded(&gw).await;
     assert_eq!(echo.method, "POST");
     assert_eq!(echo.path, "/submit");
     assert_eq!(echo.query, "x=1");
     assert_eq!(echo.body_length, 10);
     assert_eq!(echo.header("host"), Some("h.example.com:8080"));
-    assert_eq!(
-        echo.header("x-forwarded-for"),
-        Some("203.0.113.9, 127.0.0.1")
-    );
+    assert_eq!(echo.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(echo.header("x-real-ip"), Some("127.0.0.1"));
     assert_eq!(echo.header("x-forwarded-proto"), Some("http"));
     assert_eq!(echo.header("x-forwarded-host"), Some("h.example.com:8080"));
+    assert_eq!(echo.header("x-request-id"), Some("trace-me-123"));
     assert_eq!(echo.header("x-kept"), Some("yes"));
     assert_eq!(echo.header("x-private-hop"), None);
     assert_eq!(echo.header("keep-alive"), None);
+    drop(gw);
+
+    // A trusted peer's list is kept and extended; the client is the
+    // rightmost untrusted hop.
+    let gw = GatewayProcess::standalone(dir.path(), &["--trusted-proxies", "127.0.0.0/8"]).await;
+    let echo = send_forwarded(&gw).await;
+    assert_eq!(
+        echo.header("x-forwarded-for"),
+        Some("198.51.100.1, 203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(echo.header("x-real-ip"), Some("203.0.113.9"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

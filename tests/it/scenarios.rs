@@ -2,6 +2,8 @@
 //! binary: one echo backend per Service, requests sent byte for byte as
 //! the scenario writes them, outcomes read from what the backend saw.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
 //! `gatehouse validate` reports problems by object and field.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
 use std::path::PathBuf;
 
 use testkit::run_gatehouse;

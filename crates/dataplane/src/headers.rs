@@ -1,13 +1,7 @@
 //! Header handling when a request crosses the gateway.
 
-use std::net::IpAddr;
+use http::header::{self, HeaderMap, HeaderName};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -41,39 +35,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Adds the headers that tell the upstream who the client is:
-/// `X-Forwarded-For` (appended), `X-Real-IP`, `X-Forwarded-Proto` and
-/// `X-Forwarded-Host` (set).
-pub(crate) fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: IpAddr,
-    proto: &'static str,
-    host: Option<HeaderValue>,
-) {
-    let ip = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
-        _ => ip.clone(),
-    };
-    if let Ok(v) = HeaderValue::try_from(xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    if let Ok(v) = HeaderValue::try_from(ip) {
-        headers.insert(X_REAL_IP.clone(), v);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    match host {
-        Some(h) => {
-            headers.insert(X_FORWARDED_HOST.clone(), h);
-        }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     #[test]
@@ -91,17 +56,5 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn appends_to_forwarded_for() {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
-        h.insert("x-forwarded-host", HeaderValue::from_static("spoofed"));
-        add_forwarded(&mut h, "10.0.0.1".parse().unwrap(), "http", None);
-        assert_eq!(h["x-forwarded-for"], "203.0.113.7, 10.0.0.1");
-        assert_eq!(h["x-real-ip"], "10.0.0.1");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert!(!h.contains_key("x-forwarded-host"));
     }
 }

@@ -10,11 +10,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use snapshot::Scheme;
 
 use crate::proxy::{Connection, Proxy};
+use crate::proxy_protocol::{self, Prefixed};
 
 /// Limits applied to every downstream connection.
 #[derive(Clone, Debug)]
@@ -28,6 +29,9 @@ pub struct ListenerConfig {
     pub max_headers: usize,
     /// How long in-flight requests may run after shutdown begins.
     pub drain_timeout: Duration,
+    /// Expect a PROXY protocol (v1 or v2) header on every connection and
+    /// take the client address from it.
+    pub proxy_protocol: bool,
 }
 
 impl Default for ListenerConfig {
@@ -37,6 +41,7 @@ impl Default for ListenerConfig {
             max_header_bytes: 64 * 1024,
             max_headers: 128,
             drain_timeout: Duration::from_secs(30),
+            proxy_protocol: false,
         }
     }
 }
@@ -81,19 +86,37 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
-        let conn_info = Connection {
-            peer,
-            local_port,
-            scheme: Scheme::Http,
-        };
-        let service = service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, conn_info).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let proxy_protocol = config.proxy_protocol;
+        let header_timeout = config.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let (stream, peer) = if proxy_protocol {
+                match tokio::time::timeout(header_timeout, read_proxy_header(stream, peer)).await {
+                    Ok(Ok(accepted)) => accepted,
+                    Ok(Err(e)) => {
+                        tracing::debug!(client = %peer, error = %e, "connection refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(client = %peer, "no PROXY header in time");
+                        return;
+                    }
+                }
+            } else {
+                (Prefixed::new(Vec::new(), stream), peer)
+            };
+            let conn_info = Connection {
+                peer,
+                local_port,
+                scheme: Scheme::Http,
+            };
+            let service = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, conn_info).await) }
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(client = %peer, error = %e, "connection ended with an error");
             }
         });
@@ -107,6 +130,21 @@ pub async fn serve(
             tracing::warn!(timeout = ?config.drain_timeout, "drain timeout reached; closing remaining connections");
         }
     }
+}
+
+/// Reads the PROXY header, returning the stream (with any bytes read past
+/// the header put back) and the client address it names. A header for a
+/// local connection (the load balancer's own health check) keeps the
+/// peer's address.
+async fn read_proxy_header(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) -> std::io::Result<(Prefixed<TcpStream>, SocketAddr)> {
+    let header = proxy_protocol::read_header(&mut stream).await?;
+    Ok((
+        Prefixed::new(header.rest, stream),
+        header.source.unwrap_or(peer),
+    ))
 }
 
 /// Binds a TCP listener, with a message that names the address on failure.

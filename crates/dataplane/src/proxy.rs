@@ -3,39 +3,45 @@
 //! Phases, in order (see `docs/request-phases.md`):
 //! 1. **load** the live configuration (one atomic load, kept until the
 //!    response is sent);
-//! 2. **normalize** host and path;
+//! 2. **normalize** host and path, and work out the client address;
 //! 3. **match** host and route (reading the body, within a limit, only
 //!    when the deciding route has body conditions);
 //! 4. **answer** redirects and fixed responses;
-//! 5. **pick** a backend by weight and an endpoint of its cluster;
-//! 6. **rewrite** the request: hop-by-hop headers out, header filters,
-//!    URL rewrite, forwarding headers in; start mirrors;
-//! 7. **forward** upstream, bounded by the route's timeout;
-//! 8. **respond** with the upstream's response (hop-by-hop headers out,
-//!    response header filter), streamed; failures go through
-//!    [`crate::respond`].
+//! 5. **rewrite** the request: hop-by-hop headers out, header filters,
+//!    URL rewrite, forwarding headers in, gRPC-Web into gRPC;
+//! 6. **forward**: pick a backend by weight and an endpoint by the route's
+//!    balancer, send, and retry within the route's policy and budget;
+//!    mirrors start on the first attempt; upgrades become tunnels;
+//! 7. **respond**: hop-by-hop headers out, response header filter,
+//!    affinity cookie, gRPC-Web and compression, streamed back. Failures go
+//!    through [`crate::respond`].
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Either, Empty, Full, Limited};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 use snapshot::{
-    Action, BackendTarget, Body, Lookup, RedirectFrom, RequestInfo, Route, Scheme, normalize_path,
+    Action, BackendTarget, Body, Forward, HashKey, LoadBalance, Lookup, RedirectFrom, RequestInfo,
+    Route, Scheme, normalize_path,
 };
 
 use crate::body::{ProxyBody, TeeBody, UpstreamBody};
-use crate::headers::{add_forwarded, strip_hop_by_hop};
+use crate::clientinfo::{self, Cidr};
+use crate::grpc::{self, GrpcKind};
+use crate::headers::strip_hop_by_hop;
+use crate::lb::{EndpointState, InFlight, Outcome, stable_hash};
 use crate::respond::ProxyError;
+use crate::retry;
 use crate::state::{Active, Gateway};
+use crate::upstream::{UpstreamConfig, UpstreamError, Upstreams};
 
 /// Settings of the request pipeline.
 #[derive(Clone, Debug)]
@@ -52,6 +58,14 @@ pub struct ProxyConfig {
     /// Most body bytes read to evaluate body conditions; a larger body is
     /// answered with 413.
     pub max_body_match_bytes: usize,
+    /// Largest request body for routes that set no limit; `None`: no limit.
+    pub max_request_body_bytes: Option<u64>,
+    /// Peers allowed to name the client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Idle limit of upgraded connections for routes that set none.
+    pub tunnel_idle_timeout: Duration,
+    /// Largest request body kept in memory so a retry can send it again.
+    pub retry_buffer_bytes: usize,
 }
 
 impl Default for ProxyConfig {
@@ -62,6 +76,10 @@ impl Default for ProxyConfig {
             upstream_idle_timeout: Duration::from_secs(90),
             upstream_max_idle: 256,
             max_body_match_bytes: 64 * 1024,
+            max_request_body_bytes: None,
+            trusted_proxies: Vec::new(),
+            tunnel_idle_timeout: Duration::from_secs(3600),
+            retry_buffer_bytes: 64 * 1024,
         }
     }
 }
@@ -69,7 +87,7 @@ impl Default for ProxyConfig {
 /// Where a request came in.
 #[derive(Clone, Copy, Debug)]
 pub struct Connection {
-    /// The client's address.
+    /// The client's address (from the PROXY header when one was sent).
     pub peer: SocketAddr,
     /// The listener's port, for redirects that keep the port.
     pub local_port: u16,
@@ -77,11 +95,11 @@ pub struct Connection {
     pub scheme: Scheme,
 }
 
-/// The proxy: the live configuration plus the upstream connection pool.
+/// The proxy: the live configuration plus the upstream connections.
 #[derive(Debug)]
 pub struct Proxy {
     gateway: Arc<Gateway>,
-    client: Client<HttpConnector, UpstreamBody>,
+    upstreams: Arc<Upstreams>,
     config: ProxyConfig,
 }
 
@@ -91,24 +109,42 @@ enum ReqBody {
     Buffered(Bytes),
 }
 
+/// The parts of the upstream request that every attempt repeats.
+struct Head {
+    method: Method,
+    path_and_query: PathAndQuery,
+    headers: HeaderMap,
+}
+
+impl Head {
+    fn request(&self, body: UpstreamBody) -> Request<UpstreamBody> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = Uri::from(self.path_and_query.clone());
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// A response from an endpoint, with what the response phase needs.
+struct Answer {
+    response: Response<Incoming>,
+    endpoint: Arc<EndpointState>,
+    in_flight: InFlight,
+}
+
 impl Proxy {
     /// A proxy serving `gateway`'s live configuration.
     pub fn new(gateway: Arc<Gateway>, config: ProxyConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(config.upstream_idle_timeout)
-            .pool_max_idle_per_host(config.upstream_max_idle)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            // The client's Host header travels unchanged; the connector
-            // uses the URI's authority (the endpoint) only to connect.
-            .set_host(false)
-            .build(connector);
+        let upstreams = Arc::new(Upstreams::new(&UpstreamConfig {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.upstream_idle_timeout,
+            max_idle: config.upstream_max_idle,
+        }));
+        gateway.set_upstreams(upstreams.clone());
         Self {
             gateway,
-            client,
+            upstreams,
             config,
         }
     }
@@ -118,25 +154,37 @@ impl Proxy {
         &self.gateway
     }
 
+    /// The peers trusted to name the client.
+    pub fn trusted_proxies(&self) -> &[Cidr] {
+        &self.config.trusted_proxies
+    }
+
     /// Handles one request.
     pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<ProxyBody> {
-        match self.proxy(req, conn).await {
+        let grpc = grpc::kind(req.headers()).map(|(k, s)| (k, s.to_owned()));
+        let request_id = clientinfo::request_id(req.headers());
+        let mut resp = match self.proxy(req, conn, &request_id).await {
             Ok(resp) => resp,
             Err(e) => {
-                tracing::debug!(client = %conn.peer.ip(), error = %e, "request failed");
-                e.into_response()
+                tracing::debug!(client = %conn.peer.ip(), request_id = ?request_id, error = %e, "request failed");
+                e.into_response(grpc.as_ref().map(|(k, s)| (*k, s.as_str())))
             }
-        }
+        };
+        resp.headers_mut()
+            .insert(clientinfo::request_id_header().clone(), request_id);
+        resp
     }
 
     async fn proxy(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         conn: Connection,
+        request_id: &HeaderValue,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Phase 1: load. This Arc keeps the configuration this request
         // started with alive until it is done, whatever is published.
         let active = self.gateway.load();
+        let on_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
         let (mut parts, incoming) = req.into_parts();
 
         // Phase 2: normalize.
@@ -145,6 +193,9 @@ impl Proxy {
         let raw_path = original.as_ref().map_or("/", PathAndQuery::path);
         let path = normalize_path(raw_path).map_err(ProxyError::BadPath)?;
         let query = original.as_ref().and_then(PathAndQuery::query);
+        let trusted = &self.config.trusted_proxies;
+        let peer_trusted = trusted.iter().any(|c| c.contains(conn.peer.ip()));
+        let client_ip = clientinfo::client_ip(conn.peer.ip(), &parts.headers, trusted);
 
         // Phase 3: match.
         let mut body = ReqBody::Streamed(incoming);
@@ -162,8 +213,13 @@ impl Proxy {
             let ReqBody::Streamed(incoming) = body else {
                 unreachable!("the body is read at most once")
             };
-            let bytes =
-                read_limited(incoming, &parts.headers, self.config.max_body_match_bytes).await?;
+            let bytes = read_limited(
+                incoming,
+                &parts.headers,
+                self.config.max_body_match_bytes,
+                ProxyError::BodyTooLarge,
+            )
+            .await?;
             json = is_json(&parts.headers)
                 .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
                 .flatten();
@@ -180,12 +236,13 @@ impl Proxy {
             Lookup::NeedBody => unreachable!("the body was supplied"),
         };
         let route = matched.route;
+        let route_state = active.routes[matched.entry.route.0].clone();
 
         // Phase 4: answer.
         let forward = match &route.action {
             Action::Forward(f) => f,
             Action::Respond(d) => {
-                let mut resp = Response::new(Either::Right(Full::new(d.body.clone())));
+                let mut resp = Response::new(ProxyBody::full(d.body.clone()));
                 *resp.status_mut() =
                     StatusCode::from_u16(d.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 if let Ok(ct) = HeaderValue::from_str(&d.content_type) {
@@ -202,7 +259,7 @@ impl Proxy {
                     query,
                 };
                 let location = r.location(&from, &matched.entry.path);
-                let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
+                let mut resp = Response::new(ProxyBody::full(Bytes::new()));
                 *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FOUND);
                 if let Ok(v) = HeaderValue::try_from(location) {
                     resp.headers_mut().insert(header::LOCATION, v);
@@ -210,24 +267,62 @@ impl Proxy {
                 return Ok(resp);
             }
         };
-
-        // Phase 5: pick.
-        let backend = match forward.backends.len() {
-            0 => None,
-            1 => forward.backends.first(),
-            _ => forward.pick(fastrand::u64(..forward.total_weight())),
+        let traffic = &route.traffic;
+        let body_limit = traffic
+            .max_body_bytes
+            .or(self.config.max_request_body_bytes);
+        if let Some(limit) = body_limit
+            && declared_length(&parts.headers).is_some_and(|n| n > limit)
+        {
+            return Err(ProxyError::BodyLimit);
         }
-        .ok_or(ProxyError::NoBackends)?;
-        let authority = pick_endpoint(&active, &backend.target)?;
 
-        // Phase 6: rewrite.
+        // Keys read from the request as the client sent it.
+        let hash = match &traffic.load_balance {
+            LoadBalance::ConsistentHash(key) => hash_key(key, &parts.headers, client_ip),
+            _ => None,
+        };
+        let pinned = traffic
+            .affinity
+            .as_ref()
+            .and_then(|a| cookie(&parts.headers, &a.cookie))
+            .and_then(|v| u64::from_str_radix(v, 16).ok());
+        let accept_encoding = parts.headers.get(header::ACCEPT_ENCODING).cloned();
+        let grpc = grpc::kind(&parts.headers).map(|(k, s)| (k, s.to_owned()));
+        let idempotent = matches!(
+            parts.method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::PUT
+                | Method::DELETE
+                | Method::TRACE
+        );
+
+        // Phase 5: rewrite.
         let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
+        let keep_te = grpc.is_some()
+            || parts
+                .headers
+                .get(header::TE)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        let upgrade_headers = on_upgrade.as_ref().map(|_| {
+            (
+                parts.headers.get(header::UPGRADE).cloned(),
+                HeaderValue::from_static("upgrade"),
+            )
+        });
         strip_hop_by_hop(&mut parts.headers);
+        if keep_te {
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         let filters = &route.filters;
         if let Some(m) = &filters.request_headers {
             m.apply(&mut parts.headers);
@@ -241,16 +336,27 @@ impl Proxy {
                 parts.headers.insert(header::HOST, h.clone());
             }
         }
-        add_forwarded(
+        forwarding_headers(
             &mut parts.headers,
-            conn.peer.ip(),
-            conn.scheme.as_str(),
+            conn,
+            peer_trusted,
+            client_ip,
             original_host.clone(),
+            request_id,
         );
         if !parts.headers.contains_key(header::HOST)
             && let Some(h) = original_host
         {
             parts.headers.insert(header::HOST, h);
+        }
+        if let Some((upgrade, connection)) = upgrade_headers {
+            if let Some(u) = upgrade {
+                parts.headers.insert(header::UPGRADE, u);
+            }
+            parts.headers.insert(header::CONNECTION, connection);
+        }
+        if let Some((GrpcKind::Web | GrpcKind::WebText, suffix)) = &grpc {
+            grpc::web_request_headers(&mut parts.headers, suffix);
         }
         let path_and_query = match (upstream_path, &path) {
             // Unchanged: reuse the request's own bytes.
@@ -265,34 +371,258 @@ impl Proxy {
                     .map_err(|_| ProxyError::BadPath(snapshot::PathError::BadEscape))?
             }
         };
-        parts.uri = endpoint_uri(authority, path_and_query.clone())?;
-        parts.version = Version::HTTP_11;
-        let upstream_body = self.start_mirrors(&active, route, &parts, &path_and_query, body);
-        let upstream_req = Request::from_parts(parts, upstream_body);
-
-        // Phase 7: forward.
-        let sent = self.client.request(upstream_req);
-        let result = match self.timeout_for(route) {
-            Some(t) => tokio::time::timeout(t, sent)
-                .await
-                .map_err(|_| ProxyError::UpstreamTimeout)?,
-            None => sent.await,
+        let head = Head {
+            method: parts.method.clone(),
+            path_and_query,
+            headers: parts.headers,
         };
-        let resp = result.map_err(|e| {
-            if e.is_connect() {
-                ProxyError::UpstreamConnect(e)
-            } else {
-                ProxyError::Upstream(e)
-            }
-        })?;
 
-        // Phase 8: respond.
-        let (mut parts, body) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        if let Some(m) = &filters.response_headers {
-            m.apply(&mut parts.headers);
+        // The body every attempt sends: kept in memory when a retry may
+        // need it again and it is small, streamed otherwise.
+        let retry_policy = traffic.retry.as_ref();
+        let web_text = matches!(grpc, Some((GrpcKind::WebText, _)));
+        let body = match body {
+            ReqBody::Streamed(incoming) if http_body::Body::is_end_stream(&incoming) => {
+                ReqBody::Buffered(Bytes::new())
+            }
+            ReqBody::Streamed(incoming)
+                if retry_policy.is_some_and(|r| r.attempts > 0)
+                    && !web_text
+                    && declared_length(&head.headers)
+                        .is_some_and(|n| n <= self.config.retry_buffer_bytes as u64) =>
+            {
+                let limit = body_limit.map_or(self.config.retry_buffer_bytes, |l| {
+                    l.min(usize::MAX as u64) as usize
+                });
+                ReqBody::Buffered(
+                    read_limited(incoming, &head.headers, limit, ProxyError::BodyLimit).await?,
+                )
+            }
+            other => other,
+        };
+        if let (Some(limit), ReqBody::Buffered(b)) = (body_limit, &body)
+            && b.len() as u64 > limit
+        {
+            return Err(ProxyError::BodyLimit);
         }
-        Ok(Response::from_parts(parts, Either::Left(body)))
+        let replay = match &body {
+            ReqBody::Buffered(b) => Some(b.clone()),
+            ReqBody::Streamed(_) => None,
+        };
+        let first_body = match body {
+            ReqBody::Buffered(b) => UpstreamBody::Buffered(Full::new(b)),
+            ReqBody::Streamed(incoming) if web_text => {
+                UpstreamBody::Decoded(grpc::DecodeText::new(incoming))
+            }
+            ReqBody::Streamed(incoming) => match body_limit {
+                Some(limit) => UpstreamBody::Limited(Limited::new(
+                    incoming,
+                    usize::try_from(limit).unwrap_or(usize::MAX),
+                )),
+                None => UpstreamBody::Streamed(incoming),
+            },
+        };
+        let first_body = self.start_mirrors(&active, route, &head, first_body, replay.as_ref());
+
+        let mut timeout = self.timeout_for(route);
+        if let Some(t) = grpc::timeout(&head.headers) {
+            timeout = Some(timeout.map_or(t, |r| r.min(t)));
+        }
+
+        // Phase 6: forward (an upgrade is a single attempt).
+        if let Some(on_upgrade) = on_upgrade {
+            return self
+                .upgrade(
+                    &active,
+                    forward,
+                    &head,
+                    first_body,
+                    on_upgrade,
+                    timeout,
+                    traffic.idle_timeout,
+                )
+                .await;
+        }
+        if let Some(r) = retry_policy {
+            route_state.budget.deposit(r.budget_percent);
+        }
+        let attempts = async {
+            let mut body = Some(first_body);
+            let mut avoid = None;
+            let mut attempt: u32 = 0;
+            loop {
+                let target = pick_backend(forward)?;
+                let (index, cluster) = cluster_of(&active, target)?;
+                let state = &active.clusters[index];
+                let endpoint = state
+                    .pick(&traffic.load_balance, hash, pinned, avoid)
+                    .ok_or_else(|| ProxyError::NoEndpoints {
+                        cluster: cluster.name.to_string(),
+                    })?
+                    .clone();
+                let in_flight = InFlight::new(endpoint.clone());
+                let attempt_body = match (&replay, body.take()) {
+                    (Some(bytes), _) if attempt > 0 => {
+                        UpstreamBody::Buffered(Full::new(bytes.clone()))
+                    }
+                    (_, Some(b)) => b,
+                    (_, None) => UpstreamBody::Empty(Empty::new()),
+                };
+                let started = Instant::now();
+                let sent = self.upstreams.send(
+                    cluster.protocol,
+                    endpoint.addr,
+                    &endpoint.authority,
+                    head.request(attempt_body),
+                );
+                let per_try = retry_policy
+                    .and_then(|r| r.per_try_timeout)
+                    .or(route.backend_timeout)
+                    .filter(|t| !t.is_zero());
+                let result = match per_try {
+                    Some(t) if retry_policy.is_some() => {
+                        tokio::time::timeout(t, sent).await.map_err(|_| ())
+                    }
+                    _ => Ok(sent.await),
+                };
+                // What happened, and whether a retry may fix it.
+                let (failure, retryable) = match result {
+                    Ok(Ok(response)) => {
+                        endpoint.observe_latency(started.elapsed());
+                        let gateway_error = matches!(response.status().as_u16(), 502..=504);
+                        state.record(
+                            &endpoint,
+                            if gateway_error {
+                                Outcome::GatewayError
+                            } else {
+                                Outcome::Success
+                            },
+                        );
+                        let retryable = gateway_error
+                            && idempotent
+                            && retry_policy.is_some_and(|r| r.on_gateway_error);
+                        if !retryable
+                            || !self.may_retry(
+                                retry_policy,
+                                &route_state,
+                                attempt,
+                                replay.is_some(),
+                            )
+                        {
+                            return Ok(Answer {
+                                response,
+                                endpoint,
+                                in_flight,
+                            });
+                        }
+                        drop(response);
+                        (ProxyError::Upstream("gateway error".into()), true)
+                    }
+                    Ok(Err(UpstreamError::Connect(e))) => {
+                        state.record(&endpoint, Outcome::GatewayError);
+                        (
+                            ProxyError::UpstreamConnect(e),
+                            retry_policy.is_some_and(|r| r.on_connect_failure),
+                        )
+                    }
+                    Ok(Err(UpstreamError::Reset(e))) => {
+                        if is_body_limit(&*e) {
+                            return Err(ProxyError::BodyLimit);
+                        }
+                        state.record(&endpoint, Outcome::GatewayError);
+                        (
+                            ProxyError::Upstream(e),
+                            idempotent && retry_policy.is_some_and(|r| r.on_reset),
+                        )
+                    }
+                    Err(()) => {
+                        state.record(&endpoint, Outcome::GatewayError);
+                        (
+                            ProxyError::UpstreamTimeout,
+                            idempotent && retry_policy.is_some_and(|r| r.on_gateway_error),
+                        )
+                    }
+                };
+                if !retryable
+                    || !self.may_retry(retry_policy, &route_state, attempt, replay.is_some())
+                {
+                    return Err(failure);
+                }
+                attempt += 1;
+                avoid = Some(endpoint.addr);
+                if let Some(r) = retry_policy {
+                    tokio::time::sleep(retry::backoff(r, attempt)).await;
+                }
+                tracing::debug!(route = %route.id, attempt, error = %failure, "retrying");
+            }
+        };
+        let answer = match timeout {
+            Some(t) => tokio::time::timeout(t, attempts)
+                .await
+                .map_err(|_| ProxyError::UpstreamTimeout)??,
+            None => attempts.await?,
+        };
+
+        // Phase 7: respond.
+        let Answer {
+            response,
+            endpoint,
+            in_flight,
+        } = answer;
+        let (mut resp_parts, resp_body) = response.into_parts();
+        strip_hop_by_hop(&mut resp_parts.headers);
+        if let Some(m) = &filters.response_headers {
+            m.apply(&mut resp_parts.headers);
+        }
+        if let Some(a) = &traffic.affinity
+            && pinned != Some(endpoint.id)
+        {
+            let mut cookie = format!(
+                "{}={:016x}; Path=/; HttpOnly; SameSite=Lax",
+                a.cookie, endpoint.id
+            );
+            if let Some(ttl) = a.ttl {
+                cookie.push_str(&format!("; Max-Age={}", ttl.as_secs()));
+            }
+            if let Ok(v) = HeaderValue::try_from(cookie) {
+                resp_parts.headers.append(header::SET_COOKIE, v);
+            }
+        }
+        let body = match &grpc {
+            Some((kind @ (GrpcKind::Web | GrpcKind::WebText), suffix)) => {
+                grpc::web_response_headers(&mut resp_parts.headers, *kind, suffix);
+                ProxyBody::grpc_web(grpc::EncodeWeb::new(resp_body, *kind), Some(in_flight))
+            }
+            _ => match traffic.compression.as_ref().and_then(|p| {
+                crate::compress::choose(
+                    p,
+                    &head.method,
+                    accept_encoding.as_ref(),
+                    resp_parts.status,
+                    &resp_parts.headers,
+                )
+            }) {
+                Some(encoding) => ProxyBody::boxed(
+                    crate::compress::compress(resp_body, encoding, &mut resp_parts.headers),
+                    Some(in_flight),
+                ),
+                None => ProxyBody::upstream(resp_body, Some(in_flight)),
+            },
+        };
+        Ok(Response::from_parts(resp_parts, body))
+    }
+
+    /// Whether another attempt is allowed: attempts left, a body that can
+    /// be sent again, and room in the route's retry budget.
+    fn may_retry(
+        &self,
+        policy: Option<&snapshot::RetryPolicy>,
+        route: &crate::state::RouteState,
+        attempt: u32,
+        replayable: bool,
+    ) -> bool {
+        let Some(policy) = policy else { return false };
+        attempt < u32::from(policy.attempts) && replayable && route.budget.withdraw()
     }
 
     /// The route's time limit for the upstream response headers. A zero
@@ -304,6 +634,77 @@ impl Proxy {
         }
     }
 
+    /// Forwards an upgrade request and, when the upstream switches
+    /// protocols, relays the two connections on a task of their own (which
+    /// holds no configuration, so it outlives any swap).
+    #[allow(clippy::too_many_arguments)]
+    async fn upgrade(
+        &self,
+        active: &Arc<Active>,
+        forward: &Forward,
+        head: &Head,
+        body: UpstreamBody,
+        downstream: hyper::upgrade::OnUpgrade,
+        timeout: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let target = pick_backend(forward)?;
+        let (index, cluster) = cluster_of(active, target)?;
+        let state = &active.clusters[index];
+        let endpoint = state
+            .pick(&LoadBalance::RoundRobin, None, None, None)
+            .ok_or_else(|| ProxyError::NoEndpoints {
+                cluster: cluster.name.to_string(),
+            })?
+            .clone();
+        let in_flight = InFlight::new(endpoint.clone());
+        // Upgrades are an HTTP/1.1 mechanism whatever the cluster speaks.
+        let sent = self.upstreams.send(
+            snapshot::UpstreamProtocol::Http1,
+            endpoint.addr,
+            &endpoint.authority,
+            head.request(body),
+        );
+        let result = match timeout {
+            Some(t) => tokio::time::timeout(t, sent)
+                .await
+                .map_err(|_| ProxyError::UpstreamTimeout)?,
+            None => sent.await,
+        };
+        let mut response = result.map_err(|e| match e {
+            UpstreamError::Connect(e) => ProxyError::UpstreamConnect(e),
+            UpstreamError::Reset(e) => ProxyError::Upstream(e),
+        })?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let (parts, body) = response.into_parts();
+            return Ok(Response::from_parts(
+                parts,
+                ProxyBody::upstream(body, Some(in_flight)),
+            ));
+        }
+        let upstream = hyper::upgrade::on(&mut response);
+        let idle = idle.unwrap_or(self.config.tunnel_idle_timeout);
+        let addr = endpoint.addr;
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            match tokio::try_join!(downstream, upstream) {
+                Ok((down, up)) => {
+                    match crate::tunnel::relay(TokioIo::new(down), TokioIo::new(up), idle).await {
+                        Ok((sent, received)) => {
+                            tracing::debug!(endpoint = %addr, sent, received, "upgraded connection closed")
+                        }
+                        Err(e) => {
+                            tracing::debug!(endpoint = %addr, error = %e, "upgraded connection ended")
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(endpoint = %addr, error = %e, "upgrade failed"),
+            }
+        });
+        let (parts, _) = response.into_parts();
+        Ok(Response::from_parts(parts, ProxyBody::full(Bytes::new())))
+    }
+
     /// Sends sampled copies of the request to the route's mirrors, and
     /// returns the body for the main request (teed when mirrors need a
     /// streamed copy). Mirrors never delay the main request: they run on
@@ -312,58 +713,55 @@ impl Proxy {
         &self,
         active: &Arc<Active>,
         route: &Route,
-        parts: &http::request::Parts,
-        path_and_query: &PathAndQuery,
-        body: ReqBody,
+        head: &Head,
+        body: UpstreamBody,
+        buffered: Option<&Bytes>,
     ) -> UpstreamBody {
-        let targets: Vec<Authority> = route
+        if route.filters.mirrors.is_empty() {
+            return body;
+        }
+        let targets: Vec<(Arc<EndpointState>, snapshot::UpstreamProtocol)> = route
             .filters
             .mirrors
             .iter()
             .filter(|m| m.percent >= 100 || fastrand::u8(..100) < m.percent)
-            .filter_map(|m| pick_endpoint(active, &m.target).ok().cloned())
+            .filter_map(|m| {
+                let (index, cluster) = cluster_of(active, &m.target).ok()?;
+                let endpoint =
+                    active.clusters[index].pick(&LoadBalance::RoundRobin, None, None, None)?;
+                Some((endpoint.clone(), cluster.protocol))
+            })
             .collect();
-        let (main, mut copies): (UpstreamBody, Vec<UpstreamBody>) = match body {
-            ReqBody::Buffered(bytes) => (
-                UpstreamBody::Buffered(Full::new(bytes.clone())),
+        if targets.is_empty() {
+            return body;
+        }
+        let (main, mut copies): (UpstreamBody, Vec<UpstreamBody>) = match (body, buffered) {
+            (body @ UpstreamBody::Buffered(_), Some(bytes)) => (
+                body,
                 targets
                     .iter()
                     .map(|_| UpstreamBody::Buffered(Full::new(bytes.clone())))
                     .collect(),
             ),
-            ReqBody::Streamed(incoming) if targets.is_empty() => {
-                (UpstreamBody::Streamed(incoming), Vec::new())
-            }
-            ReqBody::Streamed(incoming) if http_body::Body::is_end_stream(&incoming) => (
-                UpstreamBody::Streamed(incoming),
-                targets
-                    .iter()
-                    .map(|_| UpstreamBody::Empty(Empty::new()))
-                    .collect(),
-            ),
-            ReqBody::Streamed(incoming) => {
+            (UpstreamBody::Streamed(incoming), _) => {
                 let (tee, mirrors) = TeeBody::new(incoming, targets.len());
                 (
                     UpstreamBody::Tee(tee),
                     mirrors.into_iter().map(UpstreamBody::Mirror).collect(),
                 )
             }
+            // Transformed bodies (limits, decoding) are not mirrored.
+            (other, _) => return other,
         };
         let timeout = self
             .timeout_for(route)
             .unwrap_or(self.config.default_timeout);
-        for authority in targets.into_iter().rev() {
+        for (endpoint, protocol) in targets.into_iter().rev() {
             let Some(copy) = copies.pop() else { break };
-            let Ok(uri) = endpoint_uri(&authority, path_and_query.clone()) else {
-                continue;
-            };
-            let mut req = Request::new(copy);
-            *req.method_mut() = parts.method.clone();
-            *req.uri_mut() = uri;
-            *req.version_mut() = Version::HTTP_11;
-            *req.headers_mut() = parts.headers.clone();
-            let sent = self.client.request(req);
+            let upstreams = self.upstreams.clone();
+            let req = head.request(copy);
             tokio::spawn(async move {
+                let sent = upstreams.send(protocol, endpoint.addr, &endpoint.authority, req);
                 match tokio::time::timeout(timeout, sent).await {
                     Ok(Ok(resp)) => {
                         // Read the answer so the connection can be reused.
@@ -378,61 +776,132 @@ impl Proxy {
     }
 }
 
-/// An endpoint of the target's cluster, round robin.
-fn pick_endpoint<'a>(
-    active: &'a Arc<Active>,
-    target: &BackendTarget,
-) -> Result<&'a Authority, ProxyError> {
-    let index = match target {
-        BackendTarget::Cluster { index, .. } => *index,
-        BackendTarget::Unresolved { status, reason } => {
-            return Err(ProxyError::Unresolved {
-                status: *status,
-                reason: reason.to_string(),
-            });
-        }
+/// A backend by weight.
+fn pick_backend(forward: &Forward) -> Result<&BackendTarget, ProxyError> {
+    let backend = match forward.backends.len() {
+        0 => None,
+        1 => forward.backends.first(),
+        _ => forward.pick(fastrand::u64(..forward.total_weight())),
     };
-    let cluster = active.snapshot.cluster(index);
-    active.clusters[index.0]
-        .pick(cluster)
-        .map(|(_, authority)| authority)
-        .ok_or_else(|| ProxyError::NoEndpoints {
-            cluster: cluster.name.to_string(),
+    backend.map(|b| &b.target).ok_or(ProxyError::NoBackends)
+}
+
+/// The cluster a target names.
+fn cluster_of<'a>(
+    active: &'a Active,
+    target: &BackendTarget,
+) -> Result<(usize, &'a snapshot::Cluster), ProxyError> {
+    match target {
+        BackendTarget::Cluster { index, .. } => Ok((index.0, active.snapshot.cluster(*index))),
+        BackendTarget::Unresolved { status, reason } => Err(ProxyError::Unresolved {
+            status: *status,
+            reason: reason.to_string(),
+        }),
+    }
+}
+
+/// Sets the headers that tell the upstream about the client.
+fn forwarding_headers(
+    headers: &mut HeaderMap,
+    conn: Connection,
+    peer_trusted: bool,
+    client_ip: IpAddr,
+    original_host: Option<HeaderValue>,
+    request_id: &HeaderValue,
+) {
+    clientinfo::forwarded_for(headers, conn.peer.ip(), peer_trusted);
+    if let Ok(v) = HeaderValue::try_from(client_ip.to_canonical().to_string()) {
+        headers.insert("x-real-ip", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(conn.scheme.as_str()),
+    );
+    match original_host {
+        Some(h) => {
+            headers.insert("x-forwarded-host", h);
+        }
+        None => {
+            headers.remove("x-forwarded-host");
+        }
+    }
+    headers.insert(clientinfo::request_id_header().clone(), request_id.clone());
+}
+
+/// Whether the request asks to switch protocols (WebSocket and the like).
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The consistent-hashing key of a request.
+fn hash_key(key: &HashKey, headers: &HeaderMap, client_ip: IpAddr) -> Option<u64> {
+    match key {
+        HashKey::Header(name) => headers.get(name).map(|v| stable_hash(v.as_bytes())),
+        HashKey::Cookie(name) => cookie(headers, name).map(|v| stable_hash(v.as_bytes())),
+        HashKey::SourceIp => Some(stable_hash(client_ip.to_canonical().to_string().as_bytes())),
+    }
+}
+
+/// The value of a cookie, if the request carries it.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
         })
 }
 
-fn endpoint_uri(authority: &Authority, path_and_query: PathAndQuery) -> Result<Uri, ProxyError> {
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(UriScheme::HTTP);
-    uri.authority = Some(authority.clone());
-    uri.path_and_query = Some(path_and_query);
-    Uri::from_parts(uri).map_err(|_| ProxyError::BadHost)
-}
-
-/// Reads the body in full, failing with 413 past `limit` (checked against
-/// `Content-Length` first, so an honest client is refused before sending).
-async fn read_limited(
-    body: Incoming,
-    headers: &http::HeaderMap,
-    limit: usize,
-) -> Result<Bytes, ProxyError> {
-    let declared = headers
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ProxyError::BodyTooLarge);
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Whether an upstream failure was our own body limit tripping.
+fn is_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Reads the body in full, failing with `too_large` past `limit` (checked
+/// against `Content-Length` first, so an honest client is refused before
+/// sending).
+async fn read_limited(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+    too_large: ProxyError,
+) -> Result<Bytes, ProxyError> {
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+        return Err(too_large);
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BodyTooLarge),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
         Err(e) => Err(ProxyError::BodyRead(e.to_string())),
     }
 }
 
 /// Whether the request declares a JSON body (`application/json` or any
 /// `+json` type).
-fn is_json(headers: &http::HeaderMap) -> bool {
+fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -521,7 +990,7 @@ mod tests {
 
     #[test]
     fn json_content_types() {
-        let mut h = http::HeaderMap::new();
+        let mut h = HeaderMap::new();
         for (ct, want) in [
             ("application/json", true),
             ("Application/JSON; charset=utf-8", true),
@@ -532,6 +1001,23 @@ mod tests {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
             assert_eq!(is_json(&h), want, "{ct}");
         }
-        assert!(!is_json(&http::HeaderMap::new()));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn cookies_and_upgrades() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; session=abc"));
+        h.append(header::COOKIE, HeaderValue::from_static("other=2"));
+        assert_eq!(cookie(&h, "session"), Some("abc"));
+        assert_eq!(cookie(&h, "other"), Some("2"));
+        assert_eq!(cookie(&h, "missing"), None);
+        assert!(!is_upgrade(&h));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert!(is_upgrade(&h));
     }
 }

@@ -1,59 +1,31 @@
 //! The live configuration and the run-time state that sits beside it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use http::uri::Authority;
-use snapshot::{Cluster, Endpoint, Snapshot};
+use snapshot::Snapshot;
+
+use crate::lb::ClusterState;
+use crate::retry::RetryBudget;
+use crate::upstream::Upstreams;
 
 /// What one request reads: the snapshot and, index for index with its
-/// clusters, the run-time state of each cluster. Swapped as one value so a
+/// clusters and routes, their run-time state. Swapped as one value so a
 /// request never sees a snapshot with another snapshot's state.
 #[derive(Debug)]
 pub(crate) struct Active {
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) clusters: Vec<Arc<ClusterState>>,
+    pub(crate) routes: Vec<Arc<RouteState>>,
     pub(crate) generation: u64,
 }
 
-/// Run-time state of one cluster, kept across configuration swaps for as
-/// long as a cluster of the same name exists.
-#[derive(Debug)]
-pub(crate) struct ClusterState {
-    /// Round-robin position.
-    next: AtomicUsize,
-    /// Pre-parsed authorities of the endpoints, index for index with the
-    /// cluster's endpoint list.
-    authorities: Vec<Authority>,
-}
-
-impl ClusterState {
-    fn new(cluster: &Cluster, next: usize) -> Self {
-        Self {
-            next: AtomicUsize::new(next),
-            authorities: cluster.endpoints.iter().map(authority_of).collect(),
-        }
-    }
-
-    /// The next endpoint in round-robin order, with its authority.
-    pub(crate) fn pick<'a>(
-        &'a self,
-        cluster: &'a Cluster,
-    ) -> Option<(&'a Endpoint, &'a Authority)> {
-        let len = cluster.endpoints.len();
-        if len == 0 {
-            return None;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % len;
-        Some((&cluster.endpoints[i], &self.authorities[i]))
-    }
-}
-
-fn authority_of(endpoint: &Endpoint) -> Authority {
-    Authority::try_from(endpoint.addr.to_string())
-        .expect("a socket address always forms a valid authority")
+/// Run-time state of one route, kept across swaps by route id.
+#[derive(Debug, Default)]
+pub(crate) struct RouteState {
+    pub(crate) budget: RetryBudget,
 }
 
 /// The data plane's view of the configuration: one atomic value, swapped
@@ -64,6 +36,8 @@ pub struct Gateway {
     ready: AtomicBool,
     draining: AtomicBool,
     generation: AtomicU64,
+    /// The upstream client active health checks use; set by the proxy.
+    upstreams: OnceLock<Arc<Upstreams>>,
 }
 
 impl Default for Gateway {
@@ -79,51 +53,78 @@ impl Gateway {
             active: ArcSwap::from_pointee(Active {
                 snapshot: Arc::new(Snapshot::empty()),
                 clusters: Vec::new(),
+                routes: Vec::new(),
                 generation: 0,
             }),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            upstreams: OnceLock::new(),
         }
     }
 
+    pub(crate) fn set_upstreams(&self, upstreams: Arc<Upstreams>) {
+        let _ = self.upstreams.set(upstreams);
+    }
+
     /// Makes `snapshot` the live configuration. Requests already in flight
-    /// finish with the snapshot they started with. Cluster state (such as
-    /// the round-robin position) carries over by cluster name.
+    /// finish with the snapshot they started with. Cluster state (load,
+    /// latency, health) carries over by cluster name and endpoint address;
+    /// route state (retry budgets) by route id.
     pub fn publish(&self, snapshot: Arc<Snapshot>) {
         let previous = self.active.load();
-        let by_name: HashMap<&str, &Arc<ClusterState>> = previous
+        let old_clusters: HashMap<&str, &Arc<ClusterState>> = previous
             .snapshot
             .clusters
             .iter()
             .zip(&previous.clusters)
             .map(|(c, s)| (&*c.name, s))
             .collect();
-        let clusters = snapshot
+        let old_health: HashMap<&str, _> = previous
+            .snapshot
             .clusters
             .iter()
-            .map(|c| match by_name.get(&*c.name) {
-                Some(old)
-                    if old.authorities.len() == c.endpoints.len()
-                        && old
-                            .authorities
-                            .iter()
-                            .zip(&c.endpoints)
-                            .all(|(a, e)| *a == authority_of(e)) =>
-                {
-                    Arc::clone(old)
+            .map(|c| (&*c.name, (&c.health_check, c.protocol)))
+            .collect();
+        let mut clusters = Vec::with_capacity(snapshot.clusters.len());
+        for c in &snapshot.clusters {
+            let old = old_clusters.get(&*c.name);
+            let unchanged_health = old_health.get(&*c.name) == Some(&(&c.health_check, c.protocol));
+            let state = match old {
+                Some(s) if s.matches(c) && unchanged_health => Arc::clone(s),
+                _ => {
+                    let state = Arc::new(ClusterState::new(c, old.map(|s| &***s)));
+                    if let (Some(policy), Some(upstreams)) = (&c.health_check, self.upstreams.get())
+                        && tokio::runtime::Handle::try_current().is_ok()
+                    {
+                        crate::health::spawn(&state, policy.clone(), c.protocol, upstreams.clone());
+                    }
+                    state
                 }
-                Some(old) => Arc::new(ClusterState::new(c, old.next.load(Ordering::Relaxed))),
-                None => Arc::new(ClusterState::new(
-                    c,
-                    fastrand::usize(..c.endpoints.len().max(1)),
-                )),
+            };
+            clusters.push(state);
+        }
+        let old_routes: HashMap<&str, &Arc<RouteState>> = previous
+            .snapshot
+            .routes
+            .iter()
+            .zip(&previous.routes)
+            .map(|(r, s)| (&*r.id, s))
+            .collect();
+        let routes = snapshot
+            .routes
+            .iter()
+            .map(|r| {
+                old_routes
+                    .get(&*r.id)
+                    .map_or_else(|| Arc::new(RouteState::default()), |s| Arc::clone(s))
             })
             .collect();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.active.store(Arc::new(Active {
             snapshot,
             clusters,
+            routes,
             generation,
         }));
         self.ready.store(true, Ordering::Release);

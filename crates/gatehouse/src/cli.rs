@@ -43,7 +43,7 @@ pub(crate) enum Command {
     /// Serve traffic configured by a directory of Kubernetes manifests,
     /// without a cluster. The directory is watched and changes apply
     /// without a restart.
-    Standalone(StandaloneArgs),
+    Standalone(Box<StandaloneArgs>),
     /// Translate manifests offline and report every problem. Exits with
     /// status 1 when any object has an error.
     Validate(ValidateArgs),
@@ -105,6 +105,26 @@ pub(crate) struct ServeArgs {
     /// a larger body sent to such a route is answered with 413.
     #[arg(long, default_value_t = 64 * 1024)]
     pub(crate) max_body_match_bytes: usize,
+
+    /// Largest request body for routes that set no `limits.maxBodyBytes`;
+    /// larger bodies are answered with 413. Default: no limit.
+    #[arg(long)]
+    pub(crate) max_request_body_bytes: Option<u64>,
+
+    /// Peers (CIDRs, comma-separated) allowed to name the client in
+    /// `X-Forwarded-For`; from anyone else the header is replaced.
+    #[arg(long, value_delimiter = ',', env = "GATEHOUSE_TRUSTED_PROXIES")]
+    pub(crate) trusted_proxies: Vec<dataplane::Cidr>,
+
+    /// Expect a PROXY protocol (v1 or v2) header on every connection of the
+    /// HTTP listener, as cloud load balancers send it.
+    #[arg(long)]
+    pub(crate) proxy_protocol: bool,
+
+    /// Idle limit of upgraded connections (WebSocket) for routes that set
+    /// no `timeouts.idle`.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub(crate) tunnel_idle_timeout: Duration,
 
     /// Worker threads of the data plane (default: one per CPU core).
     #[arg(long, env = "GATEHOUSE_WORKER_THREADS")]

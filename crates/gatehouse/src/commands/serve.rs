@@ -46,6 +46,9 @@ where
             default_timeout: args.upstream_timeout,
             connect_timeout: args.connect_timeout,
             max_body_match_bytes: args.max_body_match_bytes,
+            max_request_body_bytes: args.max_request_body_bytes,
+            trusted_proxies: args.trusted_proxies.clone(),
+            tunnel_idle_timeout: args.tunnel_idle_timeout,
             ..ProxyConfig::default()
         },
     ));
@@ -80,6 +83,7 @@ where
     let listener_config = ListenerConfig {
         header_read_timeout: args.header_read_timeout,
         drain_timeout: args.drain_timeout,
+        proxy_protocol: args.proxy_protocol,
         ..ListenerConfig::default()
     };
     dataplane::serve(http, proxy, listener_config, async move {

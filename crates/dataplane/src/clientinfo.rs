@@ -1,0 +1,214 @@
+//! Who the client is: the address that counts after trusted proxies, the
+//! forwarding headers passed upstream, and the request id.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// An IPv4 or IPv6 network in CIDR notation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// The address a request is attributed to. When the peer is a trusted
+/// proxy, `X-Forwarded-For` is read from the right, skipping trusted
+/// hops; the first untrusted address is the client. An untrusted peer is
+/// the client, whatever headers it sent.
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for hop in text.rsplit(',') {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                return client;
+            };
+            client = ip;
+            if !is_trusted(ip) {
+                return client;
+            }
+        }
+    }
+    client
+}
+
+/// Sets `X-Forwarded-For` for the upstream: a trusted peer's list is kept
+/// and the peer appended; from an untrusted peer only the peer's address
+/// is sent, so clients cannot forge hops.
+pub(crate) fn forwarded_for(headers: &mut HeaderMap, peer: IpAddr, peer_trusted: bool) {
+    let peer_text = peer.to_canonical().to_string();
+    let value = if peer_trusted {
+        let existing: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty())
+            .collect();
+        if existing.is_empty() {
+            peer_text
+        } else {
+            format!("{}, {peer_text}", existing.join(", "))
+        }
+    } else {
+        peer_text
+    };
+    if let Ok(v) = HeaderValue::try_from(value) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+}
+
+/// The request's id: a well-formed incoming `X-Request-Id` is kept (so a
+/// trace can cross several proxies), otherwise a new random one is made.
+pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID)
+        && (1..=128).contains(&v.len())
+        && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    {
+        return v.clone();
+    }
+    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    HeaderValue::try_from(id).expect("hex digits are a valid header value")
+}
+
+/// The request id header's name.
+pub(crate) fn request_id_header() -> &'static HeaderName {
+    &X_REQUEST_ID
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|c| c.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn cidr_parsing_and_containment() {
+        let c: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(
+            c.contains("::ffff:10.0.0.1".parse().unwrap()),
+            "mapped IPv4"
+        );
+        let one: Cidr = "192.168.1.5".parse().unwrap();
+        assert!(one.contains("192.168.1.5".parse().unwrap()));
+        assert!(!one.contains("192.168.1.6".parse().unwrap()));
+        let v6: Cidr = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "x", "10.0.0.0/", "fd00::/129"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_trusted_hops_set_the_client() {
+        let trusted = cidrs(&["10.0.0.0/8"]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 203.0.113.9, 10.0.0.7"),
+        );
+        // Untrusted peer: the header is ignored.
+        assert_eq!(
+            client_ip("198.51.100.1".parse().unwrap(), &h, &trusted),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        // Trusted peer: rightmost untrusted hop.
+        assert_eq!(
+            client_ip("10.0.0.2".parse().unwrap(), &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // A forged entry left of the real client does not matter.
+        let mut f = h.clone();
+        forwarded_for(&mut f, "10.0.0.2".parse().unwrap(), true);
+        assert_eq!(
+            f["x-forwarded-for"],
+            "1.2.3.4, 203.0.113.9, 10.0.0.7, 10.0.0.2"
+        );
+        forwarded_for(&mut h, "198.51.100.1".parse().unwrap(), false);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.1");
+        // Garbage stops the walk at the last good hop.
+        let mut g = HeaderMap::new();
+        g.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("nonsense, 10.0.0.9"),
+        );
+        assert_eq!(
+            client_ip("10.0.0.2".parse().unwrap(), &g, &trusted),
+            "10.0.0.9".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_made() {
+        let mut h = HeaderMap::new();
+        let made = request_id(&h);
+        assert_eq!(made.len(), 32);
+        assert_ne!(made, request_id(&h));
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert("x-request-id", HeaderValue::from_static("has space"));
+        assert_ne!(request_id(&h), "has space");
+    }
+}
