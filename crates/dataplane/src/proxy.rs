@@ -485,8 +485,14 @@ impl Proxy {
                     }
                     _ => Ok(sent.await),
                 };
-                // What happened, and whether a retry may fix it.
-                let (failure, retryable) = match result {
+                // What happened, and whether a retry may fix it. A gateway
+                // error that will not be retried goes to the client as the
+                // upstream sent it.
+                let retry_allowed = |retryable: bool| {
+                    retryable
+                        && self.may_retry(retry_policy, &route_state, attempt, replay.is_some())
+                };
+                let failure = match result {
                     Ok(Ok(response)) => {
                         endpoint.observe_latency(started.elapsed());
                         let gateway_error = matches!(response.status().as_u16(), 502..=504);
@@ -501,53 +507,44 @@ impl Proxy {
                         let retryable = gateway_error
                             && idempotent
                             && retry_policy.is_some_and(|r| r.on_gateway_error);
-                        if !retryable
-                            || !self.may_retry(
-                                retry_policy,
-                                &route_state,
-                                attempt,
-                                replay.is_some(),
-                            )
-                        {
+                        if !retry_allowed(retryable) {
                             return Ok(Answer {
                                 response,
                                 endpoint,
                                 in_flight,
                             });
                         }
-                        drop(response);
-                        (ProxyError::Upstream("gateway error".into()), true)
+                        ProxyError::Upstream(
+                            format!("upstream answered {}", response.status()).into(),
+                        )
                     }
                     Ok(Err(UpstreamError::Connect(e))) => {
                         state.record(&endpoint, Outcome::GatewayError);
-                        (
-                            ProxyError::UpstreamConnect(e),
-                            retry_policy.is_some_and(|r| r.on_connect_failure),
-                        )
+                        if !retry_allowed(retry_policy.is_some_and(|r| r.on_connect_failure)) {
+                            return Err(ProxyError::UpstreamConnect(e));
+                        }
+                        ProxyError::UpstreamConnect(e)
                     }
                     Ok(Err(UpstreamError::Reset(e))) => {
                         if is_body_limit(&*e) {
                             return Err(ProxyError::BodyLimit);
                         }
                         state.record(&endpoint, Outcome::GatewayError);
-                        (
-                            ProxyError::Upstream(e),
-                            idempotent && retry_policy.is_some_and(|r| r.on_reset),
-                        )
+                        if !retry_allowed(idempotent && retry_policy.is_some_and(|r| r.on_reset)) {
+                            return Err(ProxyError::Upstream(e));
+                        }
+                        ProxyError::Upstream(e)
                     }
                     Err(()) => {
                         state.record(&endpoint, Outcome::GatewayError);
-                        (
-                            ProxyError::UpstreamTimeout,
+                        if !retry_allowed(
                             idempotent && retry_policy.is_some_and(|r| r.on_gateway_error),
-                        )
+                        ) {
+                            return Err(ProxyError::UpstreamTimeout);
+                        }
+                        ProxyError::UpstreamTimeout
                     }
                 };
-                if !retryable
-                    || !self.may_retry(retry_policy, &route_state, attempt, replay.is_some())
-                {
-                    return Err(failure);
-                }
                 attempt += 1;
                 avoid = Some(endpoint.addr);
                 if let Some(r) = retry_policy {

@@ -8,7 +8,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::echo::Echo;
 
@@ -45,6 +45,8 @@ impl Reply {
 pub struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// Speak HTTP/2 with prior knowledge, the host as `:authority`.
+    h2: bool,
 }
 
 impl Default for HttpClient {
@@ -63,7 +65,23 @@ impl HttpClient {
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
             timeout: Duration::from_secs(10),
+            h2: false,
         }
+    }
+
+    /// An HTTP/2 client with prior knowledge (h2c), one connection per
+    /// request, sending the host as `:authority` as HTTP/2 clients do.
+    pub fn http2() -> Self {
+        Self {
+            h2: true,
+            ..Self::new()
+        }
+    }
+
+    /// The same client with another per-request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// A GET to `addr` with the given Host header and path.
@@ -82,20 +100,42 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Reply, String> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("http://{addr}{path}"))
-            .header("host", host);
+        let mut req = if self.h2 {
+            Request::builder()
+                .method(method)
+                .uri(format!("http://{host}{path}"))
+        } else {
+            Request::builder()
+                .method(method)
+                .uri(format!("http://{addr}{path}"))
+                .header("host", host)
+        };
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
         let fut = async {
-            let resp = self
-                .inner
-                .request(req)
+            let resp = if self.h2 {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (mut sender, conn) = hyper::client::conn::http2::handshake(
+                    TokioExecutor::new(),
+                    TokioIo::new(stream),
+                )
                 .await
-                .map_err(|e| format!("{e:?}"))?;
+                .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?
+            } else {
+                self.inner
+                    .request(req)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?
+            };
             let (parts, body) = resp.into_parts();
             let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
             Ok(Reply {

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod echo;
+pub mod grpc;
 pub mod manifests;
 pub mod process;
 pub mod scale;

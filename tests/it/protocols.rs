@@ -1,0 +1,680 @@
+//! Every protocol clients and services speak, through the real binary:
+//! HTTP/1.1 and h2c both ways, gRPC (unary, bidirectional streaming,
+//! errors, deadlines), gRPC-Web, WebSockets across configuration swaps,
+//! large streamed bodies with bounded memory, compression, and the
+//! listener's defences (slow headers, header limits, PROXY protocol).
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::Method;
+use prost::Message as _;
+use testkit::grpc::{EchoMessage, GrpcClient, GrpcServer};
+use testkit::manifests::{INGRESS_CLASS, docs, service, write_atomic};
+use testkit::{EchoServer, GatewayProcess, HttpClient, eventually, raw_request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+fn route(name: &str, host: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: ApiRoute\nmetadata: {{name: {name}}}\nspec:\n  ingressClassName: gatehouse\n  hostnames: [\"{host}\"]\n  rules:\n{rules}"
+    )
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2c_both_ways() {
+    let echo = EchoServer::start("e").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("plain", &[echo.addr]),
+            service("h2", &[echo.addr]),
+            route(
+                "r",
+                "h2.example.com",
+                "  - matches: [{path: {value: /to-h1}}]\n    backends: [{name: plain, port: 80}]\n  - matches: [{path: {value: /to-h2}}]\n    backends: [{name: h2, port: 80, protocol: H2C}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let h1 = HttpClient::new();
+    let h2 = HttpClient::http2();
+    for (client, path, client_proto, upstream_proto) in [
+        (&h1, "/to-h1", "HTTP/1.1", "HTTP/1.1"),
+        (&h1, "/to-h2", "HTTP/1.1", "HTTP/2.0"),
+        (&h2, "/to-h1", "HTTP/2.0", "HTTP/1.1"),
+        (&h2, "/to-h2", "HTTP/2.0", "HTTP/2.0"),
+    ] {
+        let reply = client.get(gw.http, "h2.example.com", path).await.unwrap();
+        assert_eq!(reply.status, 200, "{client_proto} {path}");
+        let echo = reply.echo().unwrap();
+        assert_eq!(
+            echo.protocol, upstream_proto,
+            "{client_proto} client, {path}"
+        );
+        assert_eq!(echo.path, path);
+        // The virtual host reaches an HTTP/2 upstream as :authority, an
+        // HTTP/1.1 one as Host.
+        assert_eq!(
+            echo.header("host"),
+            Some("h2.example.com"),
+            "{client_proto} {path}"
+        );
+    }
+    // And a real independent client: curl with prior knowledge.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-H",
+            "Host: h2.example.com",
+        ])
+        .arg(format!("http://{}/to-h2", gw.http))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("\"protocol\":\"HTTP/2.0\""), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_unary_streaming_errors_and_deadlines() {
+    let server = GrpcServer::start("grpc-a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("grpc", &[server.addr]),
+            service("empty", &[]),
+            route(
+                "g",
+                "grpc.example.com",
+                "  - matches: [{path: {value: /gatehouse.test.Echo}}]\n    timeouts: {request: 1s}\n    backends: [{name: grpc, port: 80, protocol: GRPC}]\n",
+            ),
+            route(
+                "down",
+                "down.example.com",
+                "  - backends: [{name: empty, port: 80, protocol: GRPC}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let mut client = GrpcClient::connect(gw.http, "grpc.example.com")
+        .await
+        .unwrap();
+
+    // Unary.
+    let reply = client.unary("hello").await.unwrap();
+    assert_eq!(
+        reply,
+        EchoMessage {
+            message: "hello".into(),
+            backend: "grpc-a".into()
+        }
+    );
+    // An application error travels in trailers, code and message intact.
+    let err = client.unary("fail").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(err.message(), "requested failure");
+
+    // Bidirectional streaming: each answer arrives before the next
+    // message is sent, so nothing is buffered end to end.
+    let (tx, mut replies) = client.chat().await.unwrap();
+    for i in 0..20 {
+        tx.send(EchoMessage {
+            message: format!("m{i}"),
+            backend: String::new(),
+        })
+        .await
+        .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), replies.next())
+            .await
+            .expect("an answer before the next message")
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.message, format!("m{i}"));
+        assert_eq!(answer.backend, "grpc-a");
+    }
+    drop(tx);
+    assert!(
+        replies.next().await.is_none(),
+        "the stream ends cleanly with OK trailers"
+    );
+
+    // The route's timeout becomes DEADLINE_EXCEEDED.
+    let err = client.unary("sleep:3000").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    // No endpoints becomes UNAVAILABLE; no route UNIMPLEMENTED.
+    let mut down = GrpcClient::connect(gw.http, "down.example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        down.unary("x").await.unwrap_err().code(),
+        tonic::Code::Unavailable
+    );
+    let mut nowhere = GrpcClient::connect(gw.http, "nowhere.example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        nowhere.unary("x").await.unwrap_err().code(),
+        tonic::Code::Unimplemented
+    );
+
+    // grpc-timeout from the client bounds the wait too (sent by hand, so
+    // the client itself does not enforce it).
+    let mut frame = vec![0u8];
+    let msg = EchoMessage {
+        message: "sleep:800".into(),
+        backend: String::new(),
+    }
+    .encode_to_vec();
+    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&msg);
+    let reply = HttpClient::http2()
+        .send(
+            gw.http,
+            Method::POST,
+            "grpc.example.com",
+            testkit::grpc::UNARY,
+            &[
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("grpc-timeout", "100m"),
+            ],
+            Bytes::from(frame),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply
+            .headers
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap()),
+        Some("4")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_web_round_trip() {
+    let server = GrpcServer::start("grpc-web").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("grpc", &[server.addr]),
+            route(
+                "w",
+                "web.example.com",
+                "  - backends: [{name: grpc, port: 80, protocol: GRPC}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let request = |text: &str| {
+        let msg = EchoMessage {
+            message: text.into(),
+            backend: String::new(),
+        }
+        .encode_to_vec();
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&msg);
+        frame
+    };
+    // Splits a gRPC-Web body into its message and its trailer block.
+    let parse = |body: &[u8]| {
+        let mut messages = Vec::new();
+        let mut trailers = String::new();
+        let mut rest = body;
+        while rest.len() >= 5 {
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            let payload = &rest[5..5 + len];
+            if rest[0] & 0x80 != 0 {
+                trailers = String::from_utf8_lossy(payload).into_owned();
+            } else {
+                messages.push(EchoMessage::decode(payload).unwrap());
+            }
+            rest = &rest[5 + len..];
+        }
+        (messages, trailers)
+    };
+
+    // Binary gRPC-Web over HTTP/1.1.
+    let reply = raw_request(
+        gw.http,
+        "POST",
+        testkit::grpc::UNARY,
+        &[
+            ("host", "web.example.com"),
+            ("content-type", "application/grpc-web+proto"),
+            ("x-grpc-web", "1"),
+        ],
+        &request("from the browser"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["content-type"], "application/grpc-web+proto");
+    let (messages, trailers) = parse(&reply.body);
+    assert_eq!(
+        messages,
+        [EchoMessage {
+            message: "from the browser".into(),
+            backend: "grpc-web".into()
+        }]
+    );
+    assert!(trailers.contains("grpc-status: 0"), "{trailers:?}");
+
+    // Text (base64) gRPC-Web, with an application error in the trailers.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let reply = raw_request(
+        gw.http,
+        "POST",
+        testkit::grpc::UNARY,
+        &[
+            ("host", "web.example.com"),
+            ("content-type", "application/grpc-web-text"),
+        ],
+        b64.encode(request("fail")).as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["content-type"], "application/grpc-web-text");
+    let decoded = b64.decode(reply.body.as_ref()).unwrap();
+    let (messages, trailers) = parse(&decoded);
+    assert!(messages.is_empty());
+    // An error answered trailers-only keeps its status in the headers,
+    // which gRPC-Web clients read as well.
+    let header = |n: &str| {
+        reply
+            .headers
+            .get(n)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let status_block = format!(
+        "{trailers}grpc-status: {}\r\ngrpc-message: {}",
+        header("grpc-status"),
+        header("grpc-message")
+    );
+    assert!(
+        status_block.contains("grpc-status: 3")
+            && status_block
+                .replace("%20", " ")
+                .contains("requested failure"),
+        "{status_block:?}"
+    );
+}
+
+async fn ws_connect(
+    gw: &GatewayProcess,
+    host: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (ws, resp) = tokio_tungstenite::client_async(format!("ws://{host}/chat"), stream)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websockets_survive_configuration_swaps_and_idle_out() {
+    let echo = EchoServer::start("ws").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |extra: &str| {
+        docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("ws", &[echo.addr]),
+            route(
+                "ws",
+                "ws.example.com",
+                "  - backends: [{name: ws, port: 80}]\n",
+            ),
+            route(
+                "quiet",
+                "quiet.example.com",
+                "  - timeouts: {idle: 500ms}\n    backends: [{name: ws, port: 80}]\n",
+            ),
+            route(
+                "other",
+                "other.example.com",
+                &format!(
+                    "  - matches: [{{path: {{value: /{extra}}}}}]\n    backends: [{{name: ws, port: 80}}]\n"
+                ),
+            ),
+        ])
+    };
+    write_atomic(dir.path(), "c.yaml", &config("v0"));
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let mut ws = ws_connect(&gw, "ws.example.com").await;
+    for round in 0..10 {
+        ws.send(Message::text(format!("hello {round}")))
+            .await
+            .unwrap();
+        let reply = ws.next().await.unwrap().unwrap();
+        assert_eq!(
+            reply.into_text().unwrap().as_str(),
+            format!("ws: hello {round}")
+        );
+        // An unrelated change is published while the socket is open.
+        write_atomic(dir.path(), "c.yaml", &config(&format!("v{}", round + 1)));
+        let client = HttpClient::new();
+        let path = format!("/v{}", round + 1);
+        eventually(Duration::from_secs(2), "the new route is live", || {
+            let client = client.clone();
+            let path = path.clone();
+            async move {
+                client
+                    .get(gw.http, "other.example.com", &path)
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+            }
+        })
+        .await;
+    }
+    ws.close(None).await.unwrap();
+
+    // A silent tunnel is closed after the route's idle timeout.
+    let mut quiet = ws_connect(&gw, "quiet.example.com").await;
+    quiet.send(Message::text("once")).await.unwrap();
+    assert!(quiet.next().await.unwrap().is_ok());
+    let end = tokio::time::timeout(Duration::from_secs(10), quiet.next())
+        .await
+        .expect("closed by the gateway");
+    assert!(
+        matches!(end, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+        "{end:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hundred_mib_each_way_with_bounded_memory() {
+    let echo = EchoServer::start("big").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("big", &[echo.addr]),
+            route(
+                "big",
+                "big.example.com",
+                "  - backends: [{name: big, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    const SIZE: usize = 100 * 1024 * 1024;
+    let client = HttpClient::new().with_timeout(Duration::from_secs(120));
+    // Upload: the backend counts what arrives.
+    let up = client
+        .send(
+            gw.http,
+            Method::POST,
+            "big.example.com",
+            "/upload",
+            &[],
+            Bytes::from(vec![7u8; SIZE]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(up.echo().unwrap().body_length, SIZE as u64);
+    // Download: the backend streams 100 MiB.
+    let down = client
+        .send(
+            gw.http,
+            Method::GET,
+            "big.example.com",
+            "/download",
+            &[("x-echo-response-bytes", &SIZE.to_string())],
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(down.status, 200);
+    assert_eq!(down.body.len(), SIZE);
+    // The gateway streamed both without holding the bodies.
+    let peak = peak_rss_kib(gw.pid());
+    assert!(peak < 64 * 1024, "gateway peak RSS {peak} KiB");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compression_is_negotiated() {
+    let echo = EchoServer::start("z").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("z", &[echo.addr]),
+            route(
+                "z",
+                "z.example.com",
+                "  - compression: {minBytes: 1000}\n    backends: [{name: z, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let client = HttpClient::new();
+    let get = |accept: &'static str, ct: &'static str, n: &'static str| {
+        let client = client.clone();
+        let addr = gw.http;
+        async move {
+            client
+                .send(
+                    addr,
+                    Method::GET,
+                    "z.example.com",
+                    "/",
+                    &[
+                        ("accept-encoding", accept),
+                        ("x-echo-response-bytes", n),
+                        ("x-echo-content-type", ct),
+                    ],
+                    Bytes::new(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    for (accept, want) in [
+        ("gzip", "gzip"),
+        ("br", "br"),
+        ("zstd", "zstd"),
+        ("gzip, br;q=0.5", "gzip"),
+    ] {
+        let r = get(accept, "text/plain", "100000").await;
+        assert_eq!(
+            r.headers
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap()),
+            Some(want),
+            "{accept}"
+        );
+        assert!(
+            r.body.len() < 10_000,
+            "{want} compressed 100000 bytes to {}",
+            r.body.len()
+        );
+        assert!(
+            !r.headers.contains_key("content-length") || r.headers["content-length"] != "100000"
+        );
+    }
+    let gz = get("gzip", "text/plain", "100000").await;
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(gz.body.as_ref()).read_to_end_sync(&mut decoded);
+    assert_eq!(decoded.len(), 100_000);
+    assert!(decoded.iter().all(|b| *b == b'a'));
+    // Not compressed: not accepted, too small, or not a text type.
+    assert!(
+        !get("identity", "text/plain", "100000")
+            .await
+            .headers
+            .contains_key("content-encoding")
+    );
+    assert!(
+        !get("gzip", "text/plain", "500")
+            .await
+            .headers
+            .contains_key("content-encoding")
+    );
+    assert!(
+        !get("gzip", "image/png", "100000")
+            .await
+            .headers
+            .contains_key("content-encoding")
+    );
+}
+
+trait ReadToEndSync {
+    fn read_to_end_sync(&mut self, out: &mut Vec<u8>);
+}
+
+impl<R: std::io::Read> ReadToEndSync for R {
+    fn read_to_end_sync(&mut self, out: &mut Vec<u8>) {
+        std::io::Read::read_to_end(self, out).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_headers_are_cut_off_and_header_limits_hold() {
+    let echo = EchoServer::start("l").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("l", &[echo.addr]),
+            route(
+                "l",
+                "l.example.com",
+                "  - backends: [{name: l, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &["--header-read-timeout", "1s"]).await;
+
+    // Slowloris: a header line every 300 ms never finishes the request.
+    let mut slow = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: l.example.com\r\n")
+        .await
+        .unwrap();
+    let mut cut_off = false;
+    for i in 0..30 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if slow
+            .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            cut_off = true;
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                cut_off = true;
+                break;
+            }
+            Ok(Ok(_)) => {
+                // A 408 answer followed by close also counts.
+                cut_off = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(cut_off, "the slow client was never cut off");
+
+    // Too many headers and too large a head are refused.
+    let many: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("x-h{i}"), "1".to_owned()))
+        .collect();
+    let mut headers: Vec<(&str, &str)> = vec![("host", "l.example.com")];
+    headers.extend(many.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let r = raw_request(gw.http, "GET", "/", &headers, b"").await;
+    assert!(r.is_err() || r.as_ref().unwrap().status == 431, "{r:?}");
+    let huge = "a".repeat(100 * 1024);
+    let r = raw_request(
+        gw.http,
+        "GET",
+        "/",
+        &[("host", "l.example.com"), ("x-huge", &huge)],
+        b"",
+    )
+    .await;
+    assert!(r.is_err() || r.as_ref().unwrap().status == 431, "{r:?}");
+    // And the gateway still serves.
+    assert_eq!(
+        HttpClient::new()
+            .get(gw.http, "l.example.com", "/")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_protocol_names_the_client() {
+    let echo = EchoServer::start("p").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("p", &[echo.addr]),
+            route(
+                "p",
+                "p.example.com",
+                "  - backends: [{name: p, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &["--proxy-protocol"]).await;
+    let mut stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    stream
+        .write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 80\r\nGET / HTTP/1.1\r\nHost: p.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"x-real-ip\":[\"203.0.113.7\"]"), "{text}");
+    // Without the header the connection is refused.
+    let mut bare = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    bare.write_all(b"GET / HTTP/1.1\r\nHost: p.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = bare.read_to_end(&mut out).await;
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+}
