@@ -57,6 +57,12 @@ clean:
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
 
+## bench: criterion benches, the proxy comparison and the scale check
+bench:
+	$(CARGO) bench -p gatehouse-translate
+	bench/compare.sh
+	bench/scale.sh
+
 ## fuzz: run each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz
 FUZZ_SECONDS ?= 60
 fuzz:

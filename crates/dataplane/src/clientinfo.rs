@@ -123,8 +123,13 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
     {
         return v.clone();
     }
-    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    HeaderValue::try_from(id).expect("hex digits are a valid header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    let random = fastrand::u128(..);
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = HEX[((random >> (i * 4)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
 }
 
 /// The request id header's name.

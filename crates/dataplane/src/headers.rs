@@ -9,6 +9,19 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// message (RFC 9110 §7.6.1): the fixed list, and any header the
 /// `Connection` header names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass to see whether there is anything to do: most messages carry
+    // no hop-by-hop header but `Connection`, and removing absent names
+    // costs a hash each.
+    let mut found = false;
+    for name in headers.keys() {
+        if is_hop_by_hop(name) {
+            found = true;
+            break;
+        }
+    }
+    if !found {
+        return;
+    }
     if let Some(connection) = headers.get(header::CONNECTION) {
         // Names listed in Connection are hop-by-hop too; collect them
         // first, since the map cannot change while a value is borrowed.
@@ -33,6 +46,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
 }
 
 #[cfg(test)]

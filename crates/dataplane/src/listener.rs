@@ -106,14 +106,11 @@ pub async fn serve(
             } else {
                 (Prefixed::new(Vec::new(), stream), peer)
             };
-            let conn_info = Connection {
-                peer,
-                local_port,
-                scheme: Scheme::Http,
-            };
+            let conn_info = Arc::new(Connection::new(peer, local_port, Scheme::Http));
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, conn_info).await) }
+                let conn_info = conn_info.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, &conn_info).await) }
             });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -85,7 +85,7 @@ impl Default for ProxyConfig {
 }
 
 /// Where a request came in.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Connection {
     /// The client's address (from the PROXY header when one was sent).
     pub peer: SocketAddr,
@@ -93,6 +93,22 @@ pub struct Connection {
     pub local_port: u16,
     /// `http` or `https`.
     pub scheme: Scheme,
+    /// The peer's address as a header value, made once per connection.
+    peer_value: HeaderValue,
+}
+
+impl Connection {
+    /// Describes a connection from `peer` on a listener.
+    pub fn new(peer: SocketAddr, local_port: u16, scheme: Scheme) -> Self {
+        let peer_value = HeaderValue::try_from(peer.ip().to_canonical().to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            peer,
+            local_port,
+            scheme,
+            peer_value,
+        }
+    }
 }
 
 /// The proxy: the live configuration plus the upstream connections.
@@ -122,6 +138,16 @@ impl Head {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = Uri::from(self.path_and_query.clone());
         *req.headers_mut() = self.headers.clone();
+        req
+    }
+
+    /// The request for the last attempt: the headers move instead of
+    /// being copied.
+    fn take_request(&mut self, body: UpstreamBody) -> Request<UpstreamBody> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = Uri::from(self.path_and_query.clone());
+        *req.headers_mut() = std::mem::take(&mut self.headers);
         req
     }
 }
@@ -160,10 +186,10 @@ impl Proxy {
     }
 
     /// Handles one request.
-    pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<ProxyBody> {
+    pub async fn handle(&self, req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
         let grpc = grpc::kind(req.headers()).map(|(k, s)| (k, s.to_owned()));
         let request_id = clientinfo::request_id(req.headers());
-        let mut resp = match self.proxy(req, conn, &request_id).await {
+        let mut resp = match self.proxy(req, conn, &request_id, grpc.as_ref()).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::debug!(client = %conn.peer.ip(), request_id = ?request_id, error = %e, "request failed");
@@ -178,8 +204,9 @@ impl Proxy {
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
-        conn: Connection,
+        conn: &Connection,
         request_id: &HeaderValue,
+        grpc: Option<&(GrpcKind, String)>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Phase 1: load. This Arc keeps the configuration this request
         // started with alive until it is done, whatever is published.
@@ -288,7 +315,6 @@ impl Proxy {
             .and_then(|a| cookie(&parts.headers, &a.cookie))
             .and_then(|v| u64::from_str_radix(v, 16).ok());
         let accept_encoding = parts.headers.get(header::ACCEPT_ENCODING).cloned();
-        let grpc = grpc::kind(&parts.headers).map(|(k, s)| (k, s.to_owned()));
         let idempotent = matches!(
             parts.method,
             Method::GET
@@ -355,7 +381,7 @@ impl Proxy {
             }
             parts.headers.insert(header::CONNECTION, connection);
         }
-        if let Some((GrpcKind::Web | GrpcKind::WebText, suffix)) = &grpc {
+        if let Some((GrpcKind::Web | GrpcKind::WebText, suffix)) = grpc {
             grpc::web_request_headers(&mut parts.headers, suffix);
         }
         let path_and_query = match (upstream_path, &path) {
@@ -446,6 +472,8 @@ impl Proxy {
         if let Some(r) = retry_policy {
             route_state.budget.deposit(r.budget_percent);
         }
+        let method = head.method.clone();
+        let mut head = head;
         let attempts = async {
             let mut body = Some(first_body);
             let mut avoid = None;
@@ -469,11 +497,17 @@ impl Proxy {
                     (_, None) => UpstreamBody::Empty(Empty::new()),
                 };
                 let started = Instant::now();
+                let last = retry_policy.is_none_or(|r| attempt >= u32::from(r.attempts));
+                let request = if last {
+                    head.take_request(attempt_body)
+                } else {
+                    head.request(attempt_body)
+                };
                 let sent = self.upstreams.send(
                     cluster.protocol,
                     endpoint.addr,
                     &endpoint.authority,
-                    head.request(attempt_body),
+                    request,
                 );
                 let per_try = retry_policy
                     .and_then(|r| r.per_try_timeout)
@@ -585,7 +619,7 @@ impl Proxy {
                 resp_parts.headers.append(header::SET_COOKIE, v);
             }
         }
-        let body = match &grpc {
+        let body = match grpc {
             Some((kind @ (GrpcKind::Web | GrpcKind::WebText), suffix)) => {
                 grpc::web_response_headers(&mut resp_parts.headers, *kind, suffix);
                 ProxyBody::grpc_web(grpc::EncodeWeb::new(resp_body, *kind), Some(in_flight))
@@ -593,7 +627,7 @@ impl Proxy {
             _ => match traffic.compression.as_ref().and_then(|p| {
                 crate::compress::choose(
                     p,
-                    &head.method,
+                    &method,
                     accept_encoding.as_ref(),
                     resp_parts.status,
                     &resp_parts.headers,
@@ -800,14 +834,20 @@ fn cluster_of<'a>(
 /// Sets the headers that tell the upstream about the client.
 fn forwarding_headers(
     headers: &mut HeaderMap,
-    conn: Connection,
+    conn: &Connection,
     peer_trusted: bool,
     client_ip: IpAddr,
     original_host: Option<HeaderValue>,
     request_id: &HeaderValue,
 ) {
-    clientinfo::forwarded_for(headers, conn.peer.ip(), peer_trusted);
-    if let Ok(v) = HeaderValue::try_from(client_ip.to_canonical().to_string()) {
+    if peer_trusted {
+        clientinfo::forwarded_for(headers, conn.peer.ip(), true);
+    } else {
+        headers.insert("x-forwarded-for", conn.peer_value.clone());
+    }
+    if client_ip == conn.peer.ip() {
+        headers.insert("x-real-ip", conn.peer_value.clone());
+    } else if let Ok(v) = HeaderValue::try_from(client_ip.to_canonical().to_string()) {
         headers.insert("x-real-ip", v);
     }
     headers.insert(

@@ -179,7 +179,7 @@ pub async fn raw_request(
         .map_err(|e| e.to_string())?;
     stream.write_all(body).await.map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
         .await
         .map_err(|_| "response timed out".to_owned())?
         .map_err(|e| e.to_string())?;

@@ -14,11 +14,18 @@ use crate::shutdown::{self, Shutdown};
 
 /// Builds the runtime with the requested number of worker threads.
 pub(crate) fn runtime(args: &ServeArgs) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.worker_threads {
-        anyhow::ensure!(n > 0, "--worker-threads must be at least 1");
-        builder.worker_threads(n);
-    }
+    // One worker needs no work stealing: a single-threaded scheduler
+    // saves the cross-thread wakeups on every request.
+    let mut builder = match args.worker_threads {
+        Some(0) => anyhow::bail!("--worker-threads must be at least 1"),
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder
         .thread_name("gatehouse-worker")
         .enable_all()
