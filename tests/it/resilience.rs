@@ -474,3 +474,82 @@ async fn body_limits_answer_413() {
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_endpoint_finishes_its_requests_and_gets_no_new_ones() {
+    let leaving = EchoServer::start("leaving").await;
+    let staying = EchoServer::start("staying").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |endpoints: &[std::net::SocketAddr]| {
+        docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("pool", endpoints),
+            route(
+                "r",
+                "drain.example.com",
+                "  - backends: [{name: pool, port: 80}]\n",
+            ),
+        ])
+    };
+    write_atomic(dir.path(), "c.yaml", &config(&[leaving.addr]));
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    // A slow request is in flight on the endpoint about to leave.
+    let addr = gw.http;
+    let in_flight = tokio::spawn(async move {
+        HttpClient::new()
+            .send(
+                addr,
+                Method::GET,
+                "drain.example.com",
+                "/",
+                &[("x-echo-delay-ms", "1500")],
+                Bytes::new(),
+            )
+            .await
+    });
+    eventually(
+        Duration::from_secs(5),
+        "the slow request reached the endpoint",
+        || {
+            let n = leaving.requests();
+            async move { n == 1 }
+        },
+    )
+    .await;
+    write_atomic(dir.path(), "c.yaml", &config(&[staying.addr]));
+    let client = HttpClient::new();
+    eventually(
+        Duration::from_secs(2),
+        "new requests go to the remaining endpoint",
+        || {
+            let client = client.clone();
+            async move {
+                client
+                    .get(addr, "drain.example.com", "/")
+                    .await
+                    .is_ok_and(|r| r.backend().as_deref() == Some("staying"))
+            }
+        },
+    )
+    .await;
+    let before = leaving.requests();
+    for _ in 0..10 {
+        assert_eq!(
+            client
+                .get(addr, "drain.example.com", "/")
+                .await
+                .unwrap()
+                .backend()
+                .as_deref(),
+            Some("staying")
+        );
+    }
+    assert_eq!(
+        leaving.requests(),
+        before,
+        "no new request reached the removed endpoint"
+    );
+    let done = in_flight.await.unwrap().unwrap();
+    assert_eq!(done.status, 200, "the request in flight finished");
+    assert_eq!(done.backend().as_deref(), Some("leaving"));
+}
