@@ -115,7 +115,7 @@ pub async fn run(
 
 /// Waits for a burst of events to end: until `quiet` passes without one,
 /// or `max_delay` after the first.
-async fn settle(rx: &mut mpsc::UnboundedReceiver<()>, debounce: Debounce) {
+pub(crate) async fn settle(rx: &mut mpsc::UnboundedReceiver<()>, debounce: Debounce) {
     let deadline = Instant::now() + debounce.max_delay;
     loop {
         let now = Instant::now();

@@ -40,6 +40,9 @@ pub(crate) enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run as the cluster's ingress controller: watch the Kubernetes API,
+    /// serve what it says, and (on the elected leader) report status.
+    Run(Box<RunArgs>),
     /// Serve traffic configured by a directory of Kubernetes manifests,
     /// without a cluster. The directory is watched and changes apply
     /// without a restart.
@@ -49,6 +52,68 @@ pub(crate) enum Command {
     Validate(ValidateArgs),
     /// Write the CustomResourceDefinitions. Without --out-dir, print them.
     Crdgen(CrdgenArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Kubeconfig file. Default: the in-cluster service account, else
+    /// `$KUBECONFIG` or `~/.kube/config`.
+    #[arg(long, env = "GATEHOUSE_KUBECONFIG")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+
+    /// Namespace to watch; repeatable. Default: every namespace.
+    #[arg(
+        long = "watch-namespace",
+        env = "GATEHOUSE_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub(crate) watch_namespaces: Vec<String>,
+
+    /// Service (`namespace/name`) whose load balancer addresses Ingresses
+    /// report in `status.loadBalancer`.
+    #[arg(long, conflicts_with = "publish_address")]
+    pub(crate) publish_service: Option<String>,
+
+    /// IP addresses or hostnames Ingresses report in
+    /// `status.loadBalancer`; repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) publish_address: Vec<String>,
+
+    /// Namespace of the leader-election Lease. Default: `$POD_NAMESPACE`,
+    /// else `default`.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub(crate) leader_election_namespace: String,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "gatehouse-leader")]
+    pub(crate) leader_election_name: String,
+
+    /// This replica's identity in the Lease and in events. Default:
+    /// `$POD_NAME`, else the host name and process id.
+    #[arg(long, env = "POD_NAME")]
+    pub(crate) instance: Option<String>,
+
+    /// How long the leader's Lease is valid without renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub(crate) lease_duration: Duration,
+
+    /// How often the leader renews (and others try to take over).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub(crate) lease_renew_interval: Duration,
+
+    /// Publish after changes stop arriving for this long...
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub(crate) debounce_quiet: Duration,
+
+    /// ...but never later than this after the first change.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub(crate) debounce_max: Duration,
+
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+
+    #[command(flatten)]
+    pub(crate) translate: TranslateArgs,
 }
 
 #[derive(Debug, Args)]

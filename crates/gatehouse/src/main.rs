@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match cli.command {
+        cli::Command::Run(args) => commands::run::run(&args),
         cli::Command::Standalone(args) => commands::standalone::run(&args),
         cli::Command::Validate(args) => commands::validate::run(&args),
         cli::Command::Crdgen(args) => commands::crdgen::run(&args),

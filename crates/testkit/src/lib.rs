@@ -8,6 +8,7 @@
 pub mod client;
 pub mod echo;
 pub mod grpc;
+pub mod kubesim;
 pub mod manifests;
 pub mod process;
 pub mod scale;

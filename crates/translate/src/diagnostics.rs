@@ -32,6 +32,8 @@ pub enum Reason {
     Conflict,
     /// An annotation is malformed or unknown.
     InvalidAnnotation,
+    /// A policy's target does not exist.
+    TargetNotFound,
 }
 
 impl Reason {
@@ -45,6 +47,7 @@ impl Reason {
             Self::Unsupported => "Unsupported",
             Self::Conflict => "Conflict",
             Self::InvalidAnnotation => "InvalidAnnotation",
+            Self::TargetNotFound => "TargetNotFound",
         }
     }
 
@@ -53,7 +56,10 @@ impl Reason {
     pub fn is_reference(self) -> bool {
         matches!(
             self,
-            Self::BackendNotFound | Self::PortNotFound | Self::UnsupportedBackend
+            Self::BackendNotFound
+                | Self::PortNotFound
+                | Self::UnsupportedBackend
+                | Self::TargetNotFound
         )
     }
 }

@@ -16,6 +16,7 @@ mod diagnostics;
 mod filters;
 mod ingress;
 pub mod manifest;
+mod ratelimit;
 mod traffic;
 mod values;
 
@@ -179,6 +180,7 @@ pub fn translate(resources: &ResourceSet, options: &Options) -> Output {
         &mut ignored,
     );
     ignored.sort();
+    ratelimit::check_all(resources, &mut diags);
     if let Some(default) = &options.default_backend {
         ingress::add_global_default(default, &backends, &mut builder, &mut diags);
     }

@@ -1,0 +1,588 @@
+//! Kubernetes mode: reflectors for every kind Gatehouse reads, the debounced
+//! translate-and-publish loop, and (on the leader only) status and events.
+//!
+//! Secrets are not all held in memory: two reflectors take only the ones
+//! Gatehouse can use, TLS Secrets (field selector
+//! `type=kubernetes.io/tls`) and Secrets labelled `gatehouse.dev/secret`
+//! (for authentication data).
+
+mod leader;
+mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::{ApiRoute, RateLimitPolicy};
+use futures_util::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, IngressLoadBalancerIngress};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use translate::{Diagnostic, ObjectRef, Output, ResourceSet, Severity};
+
+pub use leader::LeaderConfig;
+
+use crate::pipeline::Pipeline;
+use crate::standalone::{Debounce, settle};
+
+/// Where Ingresses say they can be reached.
+#[derive(Clone, Debug, Default)]
+pub enum PublishTarget {
+    /// Leave `status.loadBalancer` alone.
+    #[default]
+    None,
+    /// Copy the load balancer addresses of this Service (namespace, name).
+    Service(String, String),
+    /// These IP addresses or hostnames.
+    Addresses(Vec<String>),
+}
+
+/// Settings of Kubernetes mode.
+#[derive(Clone, Debug)]
+pub struct KubeOptions {
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    /// Coalescing of bursts of changes.
+    pub debounce: Debounce,
+    /// What Ingress status reports.
+    pub publish: PublishTarget,
+    /// Leader election for status writing.
+    pub leader: LeaderConfig,
+}
+
+/// A store per watched namespace (or one for all).
+struct Stores<K: kube::Resource<DynamicType = ()> + Clone + 'static>(Vec<Store<K>>);
+
+impl<K: kube::Resource<DynamicType = ()> + Clone + 'static> Stores<K> {
+    fn state(&self) -> Vec<Arc<K>> {
+        self.0.iter().flat_map(Store::state).collect()
+    }
+
+    async fn ready(&self) {
+        for s in &self.0 {
+            let _ = s.wait_until_ready().await;
+        }
+    }
+}
+
+fn reflect<K>(api: Api<K>, config: watcher::Config, changes: mpsc::UnboundedSender<()>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&()).into_owned();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut failing = false;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => {
+                    if failing {
+                        tracing::info!(kind, "watch recovered");
+                        failing = false;
+                    }
+                    let _ = changes.send(());
+                }
+                Err(e) => {
+                    // The watcher backs off and retries; say so once per
+                    // outage, not once per attempt.
+                    if !failing {
+                        tracing::warn!(kind, error = %e, "watch failed; serving the last configuration while retrying");
+                        failing = true;
+                    } else {
+                        tracing::debug!(kind, error = %e, "watch still failing");
+                    }
+                }
+            }
+        }
+    });
+    reader
+}
+
+fn namespaced<K>(
+    client: &Client,
+    namespaces: &[String],
+    config: &watcher::Config,
+    changes: &mpsc::UnboundedSender<()>,
+) -> Stores<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    if namespaces.is_empty() {
+        return Stores(vec![reflect(
+            Api::<K>::all(client.clone()),
+            config.clone(),
+            changes.clone(),
+        )]);
+    }
+    Stores(
+        namespaces
+            .iter()
+            .map(|ns| {
+                reflect(
+                    Api::<K>::namespaced(client.clone(), ns),
+                    config.clone(),
+                    changes.clone(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Everything watched.
+struct Sources {
+    classes: Stores<IngressClass>,
+    ingresses: Stores<Ingress>,
+    services: Stores<Service>,
+    slices: Stores<EndpointSlice>,
+    tls_secrets: Stores<Secret>,
+    labelled_secrets: Stores<Secret>,
+    routes: Stores<ApiRoute>,
+    policies: Stores<RateLimitPolicy>,
+    publish_service: Option<Store<Service>>,
+}
+
+impl Sources {
+    fn start(client: &Client, options: &KubeOptions, changes: &mpsc::UnboundedSender<()>) -> Self {
+        let all = watcher::Config::default();
+        let ns = &options.namespaces;
+        let publish_service = match &options.publish {
+            PublishTarget::Service(namespace, name) => Some(reflect(
+                Api::<Service>::namespaced(client.clone(), namespace),
+                watcher::Config::default().fields(&format!("metadata.name={name}")),
+                changes.clone(),
+            )),
+            _ => None,
+        };
+        Self {
+            classes: Stores(vec![reflect(
+                Api::<IngressClass>::all(client.clone()),
+                all.clone(),
+                changes.clone(),
+            )]),
+            ingresses: namespaced(client, ns, &all, changes),
+            services: namespaced(client, ns, &all, changes),
+            slices: namespaced(client, ns, &all, changes),
+            tls_secrets: namespaced(
+                client,
+                ns,
+                &all.clone().fields("type=kubernetes.io/tls"),
+                changes,
+            ),
+            labelled_secrets: namespaced(
+                client,
+                ns,
+                &all.clone().labels("gatehouse.dev/secret"),
+                changes,
+            ),
+            routes: namespaced(client, ns, &all, changes),
+            policies: namespaced(client, ns, &all, changes),
+            publish_service,
+        }
+    }
+
+    async fn ready(&self) {
+        self.classes.ready().await;
+        self.ingresses.ready().await;
+        self.services.ready().await;
+        self.slices.ready().await;
+        self.tls_secrets.ready().await;
+        self.labelled_secrets.ready().await;
+        self.routes.ready().await;
+        self.policies.ready().await;
+        if let Some(s) = &self.publish_service {
+            let _ = s.wait_until_ready().await;
+        }
+    }
+
+    fn resources(&self) -> ResourceSet {
+        let mut secrets = self.tls_secrets.state();
+        for s in self.labelled_secrets.state() {
+            if !secrets.iter().any(|x| x.metadata.uid == s.metadata.uid) {
+                secrets.push(s);
+            }
+        }
+        ResourceSet {
+            ingress_classes: self.classes.state(),
+            ingresses: self.ingresses.state(),
+            services: self.services.state(),
+            endpoint_slices: self.slices.state(),
+            secrets,
+            api_routes: self.routes.state(),
+            rate_limit_policies: self.policies.state(),
+        }
+    }
+
+    fn publish_addresses(&self, target: &PublishTarget) -> Option<Vec<IngressLoadBalancerIngress>> {
+        match target {
+            PublishTarget::None => None,
+            PublishTarget::Addresses(list) => Some(
+                list.iter()
+                    .map(|a| match a.parse::<std::net::IpAddr>() {
+                        Ok(_) => IngressLoadBalancerIngress {
+                            ip: Some(a.clone()),
+                            ..IngressLoadBalancerIngress::default()
+                        },
+                        Err(_) => IngressLoadBalancerIngress {
+                            hostname: Some(a.clone()),
+                            ..IngressLoadBalancerIngress::default()
+                        },
+                    })
+                    .collect(),
+            ),
+            PublishTarget::Service(..) => {
+                let svc = self.publish_service.as_ref()?.state().into_iter().next()?;
+                let ingress = svc
+                    .status
+                    .as_ref()?
+                    .load_balancer
+                    .as_ref()?
+                    .ingress
+                    .clone()
+                    .unwrap_or_default();
+                Some(
+                    ingress
+                        .into_iter()
+                        .map(|i| IngressLoadBalancerIngress {
+                            hostname: i.hostname,
+                            ip: i.ip,
+                            ..IngressLoadBalancerIngress::default()
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+/// What the status writer works from.
+struct Published {
+    output: Arc<Output>,
+    resources: ResourceSet,
+    addresses: Option<Vec<IngressLoadBalancerIngress>>,
+}
+
+/// Watches the cluster and publishes a snapshot on every change until
+/// `shutdown` completes. The first snapshot is published only once every
+/// reflector has its initial list, so the data plane is not ready before.
+pub async fn run(
+    client: Client,
+    options: KubeOptions,
+    mut pipeline: Pipeline,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (changes, mut changed) = mpsc::unbounded_channel();
+    let sources = Sources::start(&client, &options, &changes);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (leading_tx, leading_rx) = watch::channel(false);
+    let (published_tx, published_rx) = watch::channel::<Option<Arc<Published>>>(None);
+    tokio::spawn(leader::run(
+        Api::<Lease>::namespaced(client.clone(), &options.leader.namespace),
+        options.leader.clone(),
+        leading_tx,
+        stop_rx.clone(),
+    ));
+    tokio::spawn(write_status(
+        client.clone(),
+        options.leader.identity.clone(),
+        leading_rx,
+        published_rx,
+        stop_rx,
+    ));
+
+    tokio::pin!(shutdown);
+    tracing::info!(namespaces = ?options.namespaces, "waiting for the initial lists from the API server");
+    tokio::select! {
+        () = &mut shutdown => {
+            let _ = stop_tx.send(true);
+            return;
+        }
+        () = sources.ready() => {}
+    }
+    tracing::info!("initial lists complete");
+    loop {
+        let resources = sources.resources();
+        let applied = pipeline.apply(resources.clone()).await;
+        let _ = published_tx.send(Some(Arc::new(Published {
+            output: applied.output,
+            resources,
+            addresses: sources.publish_addresses(&options.publish),
+        })));
+        tokio::select! {
+            () = &mut shutdown => break,
+            event = changed.recv() => {
+                if event.is_none() {
+                    break;
+                }
+                settle(&mut changed, options.debounce).await;
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    // Give the election a moment to release the lease.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Writes status and events while this replica leads: on every new
+/// translation, on becoming leader, and every 30 s to repair drift.
+async fn write_status(
+    client: Client,
+    identity: String,
+    mut leading: watch::Receiver<bool>,
+    mut published: watch::Receiver<Option<Arc<Published>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "gatehouse".into(),
+            instance: Some(identity),
+        },
+    );
+    let mut events = EventLimiter::default();
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = leading.changed() => {}
+            _ = published.changed() => {}
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        if !*leading.borrow() {
+            continue;
+        }
+        let Some(current) = published.borrow().clone() else {
+            continue;
+        };
+        reconcile(&client, &current).await;
+        emit_events(&recorder, &mut events, &current).await;
+    }
+}
+
+async fn reconcile(client: &Client, p: &Published) {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let diags = status::by_object(&p.output.diagnostics);
+    let ignored: Vec<&ObjectRef> = p.output.ignored.iter().collect();
+    for route in &p.resources.api_routes {
+        let object = obj_ref("ApiRoute", &route.metadata);
+        if ignored.contains(&&object) {
+            continue;
+        }
+        let existing = route
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let programmed = status::programmed(&p.output.snapshot, &object);
+        let found = diags.get(&object).cloned().unwrap_or_default();
+        let wanted = status::conditions(
+            route.metadata.generation,
+            &found,
+            true,
+            programmed,
+            &existing,
+            &now,
+        );
+        patch_conditions::<ApiRoute>(client, &route.metadata, &existing, wanted).await;
+    }
+    for policy in &p.resources.rate_limit_policies {
+        let object = obj_ref("RateLimitPolicy", &policy.metadata);
+        let existing = policy
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let found = diags.get(&object).cloned().unwrap_or_default();
+        let wanted = status::conditions(
+            policy.metadata.generation,
+            &found,
+            false,
+            false,
+            &existing,
+            &now,
+        );
+        patch_conditions::<RateLimitPolicy>(client, &policy.metadata, &existing, wanted).await;
+    }
+    if let Some(addresses) = &p.addresses {
+        for ingress in &p.resources.ingresses {
+            let object = obj_ref("Ingress", &ingress.metadata);
+            if ignored.contains(&&object) {
+                continue;
+            }
+            let current = ingress
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|l| l.ingress.clone())
+                .unwrap_or_default();
+            if current == *addresses {
+                continue;
+            }
+            let (Some(ns), Some(name)) = (&ingress.metadata.namespace, &ingress.metadata.name)
+            else {
+                continue;
+            };
+            let patch = json!({"status": {"loadBalancer": {"ingress": addresses}}});
+            if let Err(e) = Api::<Ingress>::namespaced(client.clone(), ns)
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::debug!(ingress = %object, error = %e, "could not write Ingress status");
+            }
+        }
+    }
+}
+
+fn obj_ref(
+    kind: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> ObjectRef {
+    ObjectRef::new(
+        kind,
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+async fn patch_conditions<K>(
+    client: &Client,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    existing: &[Condition],
+    wanted: Vec<Condition>,
+) where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    if status::same(existing, &wanted) {
+        return;
+    }
+    let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
+        return;
+    };
+    let patch = json!({"status": {"conditions": wanted}});
+    match Api::<K>::namespaced(client.clone(), ns)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => tracing::debug!(kind = %K::kind(&()), %ns, %name, "status written"),
+        Err(e) => {
+            tracing::debug!(kind = %K::kind(&()), %ns, %name, error = %e, "could not write status")
+        }
+    }
+}
+
+/// Keeps a broken object from flooding the API with events: each problem
+/// is reported at most once per ten minutes, and at most twenty events go
+/// out per minute in all.
+#[derive(Default)]
+struct EventLimiter {
+    last: HashMap<(ObjectRef, String, &'static str), tokio::time::Instant>,
+    window: Option<tokio::time::Instant>,
+    sent_in_window: u32,
+}
+
+impl EventLimiter {
+    fn allow(&mut self, d: &Diagnostic) -> bool {
+        let now = tokio::time::Instant::now();
+        let key = (d.object.clone(), d.field.clone(), d.reason.as_str());
+        if self
+            .last
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(600))
+        {
+            return false;
+        }
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(60))
+        {
+            self.window = Some(now);
+            self.sent_in_window = 0;
+        }
+        if self.sent_in_window >= 20 {
+            return false;
+        }
+        self.sent_in_window += 1;
+        self.last.insert(key, now);
+        true
+    }
+}
+
+async fn emit_events(recorder: &Recorder, limiter: &mut EventLimiter, p: &Published) {
+    let mut refs: BTreeMap<ObjectRef, ObjectReference> = BTreeMap::new();
+    let mut add =
+        |kind: &str,
+         api_version: &str,
+         meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            refs.insert(
+                obj_ref(kind, meta),
+                ObjectReference {
+                    api_version: Some(api_version.to_owned()),
+                    kind: Some(kind.to_owned()),
+                    name: meta.name.clone(),
+                    namespace: meta.namespace.clone(),
+                    uid: meta.uid.clone(),
+                    resource_version: meta.resource_version.clone(),
+                    field_path: None,
+                },
+            );
+        };
+    for r in &p.resources.api_routes {
+        add("ApiRoute", api::API_VERSION, &r.metadata);
+    }
+    for r in &p.resources.rate_limit_policies {
+        add("RateLimitPolicy", api::API_VERSION, &r.metadata);
+    }
+    for i in &p.resources.ingresses {
+        add("Ingress", "networking.k8s.io/v1", &i.metadata);
+    }
+    for d in p
+        .output
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+    {
+        let Some(reference) = refs.get(&d.object) else {
+            continue;
+        };
+        if !limiter.allow(d) {
+            continue;
+        }
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: d.reason.as_str().to_owned(),
+            note: Some(
+                format!("{}: {}", d.field, d.message)
+                    .chars()
+                    .take(1000)
+                    .collect(),
+            ),
+            action: "Translate".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, reference).await {
+            tracing::debug!(object = %d.object, error = %e, "could not publish an event");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! RateLimitPolicy checks: its targets exist and its limits are well
+//! formed. (Enforcement compiles the limits into the routes they target.)
+
+use std::collections::{HashMap, HashSet};
+
+use api::{RateLimitKeyType, RateLimitPolicy, TargetKind};
+
+use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
+use crate::values::{check_header_name, parse_duration};
+use crate::{ResourceSet, identity, sorted};
+
+pub(crate) fn check_all(resources: &ResourceSet, diags: &mut Diagnostics) {
+    // ApiRoute rule names by namespace/name, and Ingress names.
+    let mut routes: HashMap<(&str, &str), HashSet<&str>> = HashMap::new();
+    for r in &resources.api_routes {
+        let (Some(ns), Some(name)) = (r.metadata.namespace.as_deref(), r.metadata.name.as_deref())
+        else {
+            continue;
+        };
+        routes.insert(
+            (ns, name),
+            r.spec
+                .rules
+                .iter()
+                .filter_map(|rule| rule.name.as_deref())
+                .collect(),
+        );
+    }
+    let ingresses: HashSet<(&str, &str)> = resources
+        .ingresses
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.metadata.namespace.as_deref()?,
+                i.metadata.name.as_deref()?,
+            ))
+        })
+        .collect();
+    for policy in sorted(&resources.rate_limit_policies, |p| &p.metadata) {
+        check_one(policy, &routes, &ingresses, diags);
+    }
+}
+
+fn check_one(
+    policy: &RateLimitPolicy,
+    routes: &HashMap<(&str, &str), HashSet<&str>>,
+    ingresses: &HashSet<(&str, &str)>,
+    diags: &mut Diagnostics,
+) {
+    let (object, _) = identity("RateLimitPolicy", &policy.metadata);
+    let ns = policy.metadata.namespace.as_deref().unwrap_or_default();
+    if policy.spec.target_refs.is_empty() {
+        diags.error(
+            &object,
+            "spec.targetRefs",
+            Reason::InvalidField,
+            "a policy needs at least one target",
+        );
+    }
+    for (i, t) in policy.spec.target_refs.iter().enumerate() {
+        let field = format!("spec.targetRefs[{i}]");
+        match t.kind {
+            TargetKind::ApiRoute => match routes.get(&(ns, t.name.as_str())) {
+                None => not_found(diags, &object, &field, &format!("ApiRoute {ns}/{}", t.name)),
+                Some(rules) => {
+                    if let Some(rule) = &t.rule
+                        && !rules.contains(rule.as_str())
+                    {
+                        not_found(
+                            diags,
+                            &object,
+                            &format!("{field}.rule"),
+                            &format!("rule {rule:?} of ApiRoute {ns}/{}", t.name),
+                        );
+                    }
+                }
+            },
+            TargetKind::Ingress => {
+                if t.rule.is_some() {
+                    diags.error(
+                        &object,
+                        format!("{field}.rule"),
+                        Reason::InvalidField,
+                        "rule can only be set when kind is ApiRoute",
+                    );
+                }
+                if !ingresses.contains(&(ns, t.name.as_str())) {
+                    not_found(diags, &object, &field, &format!("Ingress {ns}/{}", t.name));
+                }
+            }
+        }
+    }
+    if policy.spec.limits.is_empty() {
+        diags.error(
+            &object,
+            "spec.limits",
+            Reason::InvalidField,
+            "a policy needs at least one limit",
+        );
+    }
+    let mut names = HashSet::new();
+    for (i, l) in policy.spec.limits.iter().enumerate() {
+        let field = format!("spec.limits[{i}]");
+        if !names.insert(l.name.as_str()) {
+            diags.error(
+                &object,
+                format!("{field}.name"),
+                Reason::InvalidField,
+                format!("limit name {:?} is used twice", l.name),
+            );
+        }
+        if l.rate.requests < 1 {
+            diags.error(
+                &object,
+                format!("{field}.rate.requests"),
+                Reason::InvalidField,
+                "requests must be at least 1",
+            );
+        }
+        match parse_duration(&l.rate.per) {
+            Ok(d) if d.is_zero() => diags.error(
+                &object,
+                format!("{field}.rate.per"),
+                Reason::InvalidField,
+                "the period must be longer than zero",
+            ),
+            Ok(_) => {}
+            Err(msg) => diags.error(
+                &object,
+                format!("{field}.rate.per"),
+                Reason::InvalidField,
+                msg,
+            ),
+        }
+        if l.burst.is_some_and(|b| b < 0) {
+            diags.error(
+                &object,
+                format!("{field}.burst"),
+                Reason::InvalidField,
+                "burst must not be negative",
+            );
+        }
+        match (l.key.type_, &l.key.name) {
+            (RateLimitKeyType::Header, Some(name)) => {
+                if let Err(msg) = check_header_name(name) {
+                    diags.error(
+                        &object,
+                        format!("{field}.key.name"),
+                        Reason::InvalidField,
+                        msg,
+                    );
+                }
+            }
+            (RateLimitKeyType::Header | RateLimitKeyType::JwtClaim, None) => {
+                diags.error(
+                    &object,
+                    format!("{field}.key.name"),
+                    Reason::InvalidField,
+                    "name is required for Header and JwtClaim keys",
+                );
+            }
+            (RateLimitKeyType::ClientIp | RateLimitKeyType::Route, Some(_)) => {
+                diags.error(
+                    &object,
+                    format!("{field}.key.name"),
+                    Reason::InvalidField,
+                    "name is only used with Header and JwtClaim keys",
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn not_found(diags: &mut Diagnostics, object: &ObjectRef, field: &str, what: &str) {
+    diags.error(
+        object,
+        field.to_owned(),
+        Reason::TargetNotFound,
+        format!("{what} does not exist in the policy's namespace"),
+    );
+}
