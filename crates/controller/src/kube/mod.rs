@@ -63,6 +63,42 @@ pub struct KubeOptions {
     pub leader: LeaderConfig,
 }
 
+/// Retry delays for a failing watch: 250 ms doubling to at most 5 s, with
+/// jitter so replicas do not reconnect in lockstep; back to 250 ms after
+/// any success. Short enough that an API server that comes back is seen
+/// within seconds, long enough not to hammer one that is struggling.
+pub(super) struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    const MIN: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(5);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self { next: Self::MIN }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let base = self.next;
+        self.next = (base * 2).min(Self::MAX);
+        // 75% to 125% of the base delay.
+        Some(base.mul_f64(0.75 + fastrand::f64() * 0.5))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
+
 /// A store per watched namespace (or one for all).
 struct Stores<K: kube::Resource<DynamicType = ()> + Clone + 'static>(Vec<Store<K>>);
 
@@ -84,7 +120,10 @@ where
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&()).into_owned();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).backoff(WatchBackoff::default()),
+    );
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut failing = false;

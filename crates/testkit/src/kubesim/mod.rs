@@ -6,7 +6,7 @@
 //! `resourceVersion`, watch as a stream of JSON events (bookmarks,
 //! `timeoutSeconds`, `410 Gone` for versions older than its history),
 //! get/create/update/delete, JSON merge patch (strategic merge patch and
-//! server-side apply are treated as merge patches), the status
+//! server-side apply are treated as merge patches), JSON patch, the status
 //! subresource, label and field selectors, optimistic concurrency
 //! (`409 Conflict`), Tables for `kubectl get`, and CustomResourceDefinition
 //! registration: a created CRD is served, listed in discovery, and its
@@ -18,9 +18,12 @@
 //! [`KubeSim::stop`] and [`KubeSim::restart`] (go away, come back on the
 //! same port with the same state).
 
+mod kubectl;
 mod schema;
 mod store;
 mod table;
+
+pub use kubectl::{Kubectl, Output as KubectlOutput};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -680,12 +683,26 @@ async fn resource(
             };
             write(shared, &t, name, object, None)
         }
+        (&Method::PATCH, Some(name)) if content_type.starts_with("application/json-patch+json") => {
+            let Ok(ops @ Value::Array(_)) = serde_json::from_slice::<Value>(body) else {
+                return status(
+                    400,
+                    "BadRequest",
+                    "the JSON patch is not an array of operations",
+                );
+            };
+            write(shared, &t, name, ops, Some(PatchKind::Json))
+        }
         (&Method::PATCH, Some(name)) => {
             let Some(patch) = parse_body(body, content_type) else {
                 return status(400, "BadRequest", "the patch is not a JSON or YAML object");
             };
-            let apply = content_type.starts_with("application/apply-patch");
-            write(shared, &t, name, patch, Some(apply))
+            let kind = if content_type.starts_with("application/apply-patch") {
+                PatchKind::Apply
+            } else {
+                PatchKind::Merge
+            };
+            write(shared, &t, name, patch, Some(kind))
         }
         (&Method::DELETE, Some(name)) => {
             let mut store = shared.store();
@@ -898,13 +915,24 @@ fn register_crd(store: &mut Store, crd: &Value) {
     }
 }
 
+/// How a PATCH body applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PatchKind {
+    /// JSON merge patch, and strategic merge patch treated as one.
+    Merge,
+    /// Server-side apply, treated as a merge patch that may create.
+    Apply,
+    /// RFC 6902 JSON patch: a list of operations.
+    Json,
+}
+
 /// PUT (`patch == None`) or PATCH of an object or its status.
 fn write(
     shared: &Arc<Shared>,
     t: &Target,
     name: &str,
     body: Value,
-    patch: Option<bool>,
+    patch: Option<PatchKind>,
 ) -> Response<Body> {
     let k = key(t, name);
     let current = shared.store().objects.get(&k).cloned();
@@ -917,6 +945,16 @@ fn write(
                 &format!("{} \"{name}\" not found", t.rt.plural),
             );
         }
+        (Some(PatchKind::Json), Some(mut current)) => {
+            if let Err(e) = json_patch(&mut current, &body) {
+                return status(
+                    422,
+                    "Invalid",
+                    &format!("the JSON patch does not apply: {e}"),
+                );
+            }
+            current
+        }
         (Some(_), Some(mut current)) => {
             merge(&mut current, &body);
             // A merge patch carries no resource version unless the client
@@ -927,7 +965,7 @@ fn write(
             current
         }
         // Server-side apply creates what does not exist.
-        (Some(true), None) if !t.status => {
+        (Some(PatchKind::Apply), None) if !t.status => {
             let mut object = body;
             meta_mut(&mut object).insert("name".into(), Value::String(name.to_owned()));
             return create(shared, t, object);
@@ -959,6 +997,96 @@ fn write(
         Ok(o) => json_response(200, &o),
         Err((code, msg)) => status(code, reason_for(code), &msg),
     }
+}
+
+/// RFC 6902 JSON patch: applies every operation or fails.
+fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
+    let mut result = target.clone();
+    for op in ops.as_array().into_iter().flatten() {
+        let path = op["path"].as_str().ok_or("an operation has no path")?;
+        match op["op"].as_str().unwrap_or_default() {
+            "add" => pointer_insert(&mut result, path, op["value"].clone())?,
+            "remove" => {
+                pointer_remove(&mut result, path)?;
+            }
+            "replace" => {
+                let slot = result
+                    .pointer_mut(path)
+                    .ok_or_else(|| format!("{path} does not exist"))?;
+                *slot = op["value"].clone();
+            }
+            "test" => {
+                if result.pointer(path) != Some(&op["value"]) {
+                    return Err(format!("test of {path} failed"));
+                }
+            }
+            "move" => {
+                let from = op["from"].as_str().ok_or("move without from")?;
+                let value = pointer_remove(&mut result, from)?;
+                pointer_insert(&mut result, path, value)?;
+            }
+            "copy" => {
+                let from = op["from"].as_str().ok_or("copy without from")?;
+                let value = result
+                    .pointer(from)
+                    .cloned()
+                    .ok_or_else(|| format!("{from} does not exist"))?;
+                pointer_insert(&mut result, path, value)?;
+            }
+            other => return Err(format!("unknown operation {other:?}")),
+        }
+    }
+    *target = result;
+    Ok(())
+}
+
+/// Splits a JSON pointer into its parent pointer and unescaped last token.
+fn split_pointer(path: &str) -> Result<(&str, String), String> {
+    let (parent, last) = path
+        .rsplit_once('/')
+        .ok_or_else(|| format!("{path:?} is not a JSON pointer"))?;
+    Ok((parent, last.replace("~1", "/").replace("~0", "~")))
+}
+
+fn pointer_insert(target: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    if path.is_empty() {
+        *target = value;
+        return Ok(());
+    }
+    let (parent, last) = split_pointer(path)?;
+    match target.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.insert(last, value);
+            Ok(())
+        }
+        Some(Value::Array(list)) => {
+            let index = if last == "-" {
+                list.len()
+            } else {
+                last.parse::<usize>()
+                    .ok()
+                    .filter(|i| *i <= list.len())
+                    .ok_or_else(|| format!("{path}: bad array index"))?
+            };
+            list.insert(index, value);
+            Ok(())
+        }
+        _ => Err(format!("{parent} does not exist")),
+    }
+}
+
+fn pointer_remove(target: &mut Value, path: &str) -> Result<Value, String> {
+    let (parent, last) = split_pointer(path)?;
+    let removed = match target.pointer_mut(parent) {
+        Some(Value::Object(map)) => map.remove(&last),
+        Some(Value::Array(list)) => last
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < list.len())
+            .map(|i| list.remove(i)),
+        _ => None,
+    };
+    removed.ok_or_else(|| format!("{path} does not exist"))
 }
 
 /// RFC 7386 JSON merge patch.
@@ -1114,5 +1242,45 @@ mod tests {
         let mut v = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1, 2]});
         merge(&mut v, &json!({"a": null, "b": {"c": 5}, "e": [3]}));
         assert_eq!(v, json!({"b": {"c": 5, "d": 3}, "e": [3]}));
+    }
+
+    #[test]
+    fn json_patch_operations() {
+        let mut v = json!({"spec": {"rules": [{"x": 1}], "a/b": 2}});
+        json_patch(
+            &mut v,
+            &json!([
+                {"op": "replace", "path": "/spec/rules/0/x", "value": 5},
+                {"op": "add", "path": "/spec/rules/-", "value": {"x": 6}},
+                {"op": "copy", "from": "/spec/rules/0", "path": "/spec/first"},
+                {"op": "move", "from": "/spec/a~1b", "path": "/spec/moved"},
+                {"op": "test", "path": "/spec/moved", "value": 2},
+                {"op": "remove", "path": "/spec/rules/0"},
+            ]),
+        )
+        .expect("the patch applies");
+        assert_eq!(
+            v,
+            json!({"spec": {"rules": [{"x": 6}], "first": {"x": 5}, "moved": 2}})
+        );
+
+        // A failing operation leaves the object as it was.
+        let before = v.clone();
+        let failed = json_patch(
+            &mut v,
+            &json!([
+                {"op": "remove", "path": "/spec/first"},
+                {"op": "test", "path": "/spec/moved", "value": 3},
+            ]),
+        );
+        assert!(failed.is_err());
+        assert_eq!(v, before);
+        assert!(
+            json_patch(
+                &mut v,
+                &json!([{"op": "replace", "path": "/nope/x", "value": 1}])
+            )
+            .is_err()
+        );
     }
 }
