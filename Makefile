@@ -71,6 +71,7 @@ bench:
 	$(CARGO) bench -p gatehouse-translate
 	bench/compare.sh
 	bench/scale.sh
+	bench/kube.sh
 
 ## fuzz: run each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz
 FUZZ_SECONDS ?= 60

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use snapshot::Snapshot;
-use translate::{Diagnostic, Options, Output, ResourceSet, Severity, translate};
+use translate::{Diagnostic, ObjectRef, Options, Output, ResourceSet, Severity, translate};
 
 /// Where snapshots go: the data plane's publish function. It must be
 /// cheap (one atomic swap).
@@ -15,8 +15,13 @@ pub type Publish = Arc<dyn Fn(Arc<Snapshot>) + Send + Sync>;
 /// What one pass through the pipeline did.
 #[derive(Debug)]
 pub struct Applied {
-    /// The translation result.
-    pub output: Arc<Output>,
+    /// The snapshot live afterwards: the new one, or the equal one that
+    /// was already live.
+    pub snapshot: Arc<Snapshot>,
+    /// Findings about the objects.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Objects left to other controllers.
+    pub ignored: Vec<ObjectRef>,
     /// Whether a new snapshot was published (false when it equalled the
     /// live one).
     pub published: bool,
@@ -67,11 +72,9 @@ impl Pipeline {
             Err(e) => {
                 tracing::error!(error = %e, "translation failed; keeping the live configuration");
                 return Applied {
-                    output: Arc::new(Output {
-                        snapshot: self.live.as_deref().cloned().unwrap_or_default(),
-                        diagnostics: Vec::new(),
-                        ignored: Vec::new(),
-                    }),
+                    snapshot: self.live.clone().unwrap_or_default(),
+                    diagnostics: Vec::new(),
+                    ignored: Vec::new(),
                     published: false,
                     translate_time: started.elapsed(),
                 };
@@ -79,31 +82,37 @@ impl Pipeline {
         };
         let translate_time = started.elapsed();
         self.report(&output.diagnostics);
+        let Output {
+            snapshot,
+            diagnostics,
+            ignored,
+        } = output;
 
-        let output = Arc::new(output);
-        let unchanged = self
-            .live
-            .as_deref()
-            .is_some_and(|live| *live == output.snapshot);
-        if unchanged {
+        if let Some(live) = self.live.as_ref().filter(|live| ***live == snapshot) {
             return Applied {
-                output,
+                snapshot: live.clone(),
+                diagnostics,
+                ignored,
                 published: false,
                 translate_time,
             };
         }
-        let snapshot = Arc::new(output.snapshot.clone());
+        let snapshot = Arc::new(snapshot);
+        let publishing = Instant::now();
         (self.publish)(snapshot.clone());
-        self.live = Some(snapshot);
         tracing::info!(
-            routes = output.snapshot.routes.len(),
-            entries = output.snapshot.entry_count(),
-            clusters = output.snapshot.clusters.len(),
+            routes = snapshot.routes.len(),
+            entries = snapshot.entry_count(),
+            clusters = snapshot.clusters.len(),
             translate_ms = translate_time.as_secs_f64() * 1e3,
+            publish_ms = publishing.elapsed().as_secs_f64() * 1e3,
             "configuration published"
         );
+        self.live = Some(snapshot.clone());
         Applied {
-            output,
+            snapshot,
+            diagnostics,
+            ignored,
             published: true,
             translate_time,
         }

@@ -122,12 +122,33 @@ impl Drop for InFlight {
 }
 
 /// Run-time state of one cluster.
+/// Points on the consistent-hash ring for `endpoints`: a fixed number per
+/// endpoint (fewer for very large clusters), placed by a hash of the
+/// endpoint's address so every replica builds the same ring.
+fn build_ring(endpoints: &[Arc<EndpointState>]) -> Vec<(u64, u32)> {
+    let points = RING_POINTS
+        .min(RING_MAX_POINTS / endpoints.len().max(1))
+        .max(1);
+    let mut ring = Vec::with_capacity(endpoints.len() * points);
+    for (i, ep) in endpoints.iter().enumerate() {
+        let base = ep.addr.to_string();
+        for p in 0..points {
+            let h = mix(stable_hash(format!("{base}#{p}").as_bytes()));
+            ring.push((h, u32::try_from(i).unwrap_or(u32::MAX)));
+        }
+    }
+    ring.sort_unstable();
+    ring
+}
+
 #[derive(Debug)]
 pub(crate) struct ClusterState {
     pub(crate) name: Arc<str>,
     pub(crate) endpoints: Vec<Arc<EndpointState>>,
     next: AtomicUsize,
-    ring: Vec<(u64, u32)>,
+    /// Consistent-hash ring, built on first use: most clusters never hash,
+    /// and the ring is the largest per-endpoint structure.
+    ring: OnceLock<Vec<(u64, u32)>>,
     by_id: HashMap<u64, usize>,
     outlier: OutlierPolicy,
 }
@@ -156,18 +177,6 @@ impl ClusterState {
                     .map_or_else(|| Arc::new(EndpointState::new(e.addr)), |s| Arc::clone(s))
             })
             .collect();
-        let points = RING_POINTS
-            .min(RING_MAX_POINTS / endpoints.len().max(1))
-            .max(1);
-        let mut ring = Vec::with_capacity(endpoints.len() * points);
-        for (i, ep) in endpoints.iter().enumerate() {
-            let base = ep.addr.to_string();
-            for p in 0..points {
-                let h = mix(stable_hash(format!("{base}#{p}").as_bytes()));
-                ring.push((h, u32::try_from(i).unwrap_or(u32::MAX)));
-            }
-        }
-        ring.sort_unstable();
         let by_id = endpoints
             .iter()
             .enumerate()
@@ -181,7 +190,7 @@ impl ClusterState {
             name: cluster.name.clone(),
             endpoints,
             next: AtomicUsize::new(start),
-            ring,
+            ring: OnceLock::new(),
             by_id,
             outlier: cluster.outlier.clone(),
         }
@@ -280,14 +289,15 @@ impl ClusterState {
     }
 
     fn on_ring(&self, hash: u64, usable: &impl Fn(usize) -> bool) -> Option<usize> {
-        if self.ring.is_empty() {
+        let ring = self.ring.get_or_init(|| build_ring(&self.endpoints));
+        if ring.is_empty() {
             return None;
         }
         let h = mix(hash);
-        let start = self.ring.partition_point(|(point, _)| *point < h);
-        let len = self.ring.len();
+        let start = ring.partition_point(|(point, _)| *point < h);
+        let len = ring.len();
         (0..len)
-            .map(|k| self.ring[(start + k) % len].1 as usize)
+            .map(|k| ring[(start + k) % len].1 as usize)
             .find(|&i| usable(i))
     }
 

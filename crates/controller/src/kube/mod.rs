@@ -9,7 +9,7 @@
 mod leader;
 mod status;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, IngressLoadBalancerIngress};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -31,7 +31,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
-use translate::{Diagnostic, ObjectRef, Output, ResourceSet, Severity};
+use translate::{Diagnostic, ObjectRef, ResourceSet, Severity};
 
 pub use leader::LeaderConfig;
 
@@ -122,7 +122,9 @@ where
     let kind = K::kind(&()).into_owned();
     let stream = reflector::reflector(
         writer,
-        watcher(api, config).backoff(WatchBackoff::default()),
+        watcher(api, config)
+            .backoff(WatchBackoff::default())
+            .modify(trim),
     );
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -150,6 +152,17 @@ where
         }
     });
     reader
+}
+
+/// Drops what Gatehouse never reads before an object is stored: the
+/// field-manager bookkeeping and kubectl's copy of the last applied
+/// object, which together are often larger than the object itself.
+fn trim<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 fn namespaced<K>(
@@ -291,32 +304,54 @@ impl Sources {
             ),
             PublishTarget::Service(..) => {
                 let svc = self.publish_service.as_ref()?.state().into_iter().next()?;
-                let ingress = svc
-                    .status
-                    .as_ref()?
-                    .load_balancer
-                    .as_ref()?
-                    .ingress
-                    .clone()
-                    .unwrap_or_default();
-                Some(
-                    ingress
-                        .into_iter()
-                        .map(|i| IngressLoadBalancerIngress {
-                            hostname: i.hostname,
-                            ip: i.ip,
-                            ..IngressLoadBalancerIngress::default()
-                        })
-                        .collect(),
-                )
+                Some(service_addresses(&svc))
             }
         }
     }
 }
 
+/// The addresses a published Service is reached at: its load balancer's,
+/// else its external IPs (bare-metal and kind setups), else its cluster IP.
+fn service_addresses(svc: &Service) -> Vec<IngressLoadBalancerIngress> {
+    let lb: Vec<IngressLoadBalancerIngress> = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|i| IngressLoadBalancerIngress {
+            hostname: i.hostname.clone(),
+            ip: i.ip.clone(),
+            ..IngressLoadBalancerIngress::default()
+        })
+        .collect();
+    if !lb.is_empty() {
+        return lb;
+    }
+    let spec = svc.spec.as_ref();
+    let ips = spec
+        .and_then(|s| s.external_ips.clone())
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            spec.and_then(|s| s.cluster_ip.clone())
+                .filter(|ip| !ip.is_empty() && ip != "None")
+                .map(|ip| vec![ip])
+        })
+        .unwrap_or_default();
+    ips.into_iter()
+        .map(|ip| IngressLoadBalancerIngress {
+            ip: Some(ip),
+            ..IngressLoadBalancerIngress::default()
+        })
+        .collect()
+}
+
 /// What the status writer works from.
 struct Published {
-    output: Arc<Output>,
+    snapshot: Arc<snapshot::Snapshot>,
+    diagnostics: Vec<Diagnostic>,
+    ignored: Vec<ObjectRef>,
     resources: ResourceSet,
     addresses: Option<Vec<IngressLoadBalancerIngress>>,
 }
@@ -363,7 +398,9 @@ pub async fn run(
         let resources = sources.resources();
         let applied = pipeline.apply(resources.clone()).await;
         let _ = published_tx.send(Some(Arc::new(Published {
-            output: applied.output,
+            snapshot: applied.snapshot,
+            diagnostics: applied.diagnostics,
+            ignored: applied.ignored,
             resources,
             addresses: sources.publish_addresses(&options.publish),
         })));
@@ -419,8 +456,8 @@ async fn write_status(
 
 async fn reconcile(client: &Client, p: &Published) {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let diags = status::by_object(&p.output.diagnostics);
-    let ignored: Vec<&ObjectRef> = p.output.ignored.iter().collect();
+    let diags = status::by_object(&p.diagnostics);
+    let ignored: Vec<&ObjectRef> = p.ignored.iter().collect();
     for route in &p.resources.api_routes {
         let object = obj_ref("ApiRoute", &route.metadata);
         if ignored.contains(&&object) {
@@ -431,7 +468,7 @@ async fn reconcile(client: &Client, p: &Published) {
             .as_ref()
             .map(|s| s.conditions.clone())
             .unwrap_or_default();
-        let programmed = status::programmed(&p.output.snapshot, &object);
+        let programmed = status::programmed(&p.snapshot, &object);
         let found = diags.get(&object).cloned().unwrap_or_default();
         let wanted = status::conditions(
             route.metadata.generation,
@@ -491,10 +528,7 @@ async fn reconcile(client: &Client, p: &Published) {
     }
 }
 
-fn obj_ref(
-    kind: &str,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> ObjectRef {
+fn obj_ref(kind: &str, meta: &ObjectMeta) -> ObjectRef {
     ObjectRef::new(
         kind,
         meta.namespace.as_deref().unwrap_or_default(),
@@ -504,7 +538,7 @@ fn obj_ref(
 
 async fn patch_conditions<K>(
     client: &Client,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    meta: &ObjectMeta,
     existing: &[Condition],
     wanted: Vec<Condition>,
 ) where
@@ -563,46 +597,68 @@ impl EventLimiter {
             return false;
         }
         self.sent_in_window += 1;
+        // Forget problems older than the quiet period, so objects that
+        // were fixed or deleted do not accumulate.
+        if self.last.len() >= 4096 {
+            self.last
+                .retain(|_, t| now.duration_since(*t) < Duration::from_secs(600));
+        }
         self.last.insert(key, now);
         true
     }
 }
 
+/// The Kubernetes reference of a translated object, for an event.
+fn reference(resources: &ResourceSet, object: &ObjectRef) -> Option<ObjectReference> {
+    let is = |meta: &ObjectMeta| {
+        meta.name.as_deref() == Some(&*object.name)
+            && meta.namespace.as_deref().unwrap_or_default() == &*object.namespace
+    };
+    let (api_version, meta) = match &*object.kind {
+        "ApiRoute" => (
+            api::API_VERSION,
+            resources
+                .api_routes
+                .iter()
+                .map(|r| &r.metadata)
+                .find(|m| is(m))?,
+        ),
+        "RateLimitPolicy" => (
+            api::API_VERSION,
+            resources
+                .rate_limit_policies
+                .iter()
+                .map(|r| &r.metadata)
+                .find(|m| is(m))?,
+        ),
+        "Ingress" => (
+            "networking.k8s.io/v1",
+            resources
+                .ingresses
+                .iter()
+                .map(|r| &r.metadata)
+                .find(|m| is(m))?,
+        ),
+        _ => return None,
+    };
+    Some(ObjectReference {
+        api_version: Some(api_version.to_owned()),
+        kind: Some(object.kind.to_string()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        field_path: None,
+    })
+}
+
 async fn emit_events(recorder: &Recorder, limiter: &mut EventLimiter, p: &Published) {
-    let mut refs: BTreeMap<ObjectRef, ObjectReference> = BTreeMap::new();
-    let mut add =
-        |kind: &str,
-         api_version: &str,
-         meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            refs.insert(
-                obj_ref(kind, meta),
-                ObjectReference {
-                    api_version: Some(api_version.to_owned()),
-                    kind: Some(kind.to_owned()),
-                    name: meta.name.clone(),
-                    namespace: meta.namespace.clone(),
-                    uid: meta.uid.clone(),
-                    resource_version: meta.resource_version.clone(),
-                    field_path: None,
-                },
-            );
-        };
-    for r in &p.resources.api_routes {
-        add("ApiRoute", api::API_VERSION, &r.metadata);
-    }
-    for r in &p.resources.rate_limit_policies {
-        add("RateLimitPolicy", api::API_VERSION, &r.metadata);
-    }
-    for i in &p.resources.ingresses {
-        add("Ingress", "networking.k8s.io/v1", &i.metadata);
-    }
     for d in p
-        .output
         .diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
     {
-        let Some(reference) = refs.get(&d.object) else {
+        let Some(reference) = reference(&p.resources, &d.object) else {
             continue;
         };
         if !limiter.allow(d) {
@@ -620,8 +676,75 @@ async fn emit_events(recorder: &Recorder, limiter: &mut EventLimiter, p: &Publis
             action: "Translate".into(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&event, reference).await {
+        if let Err(e) = recorder.publish(&event, &reference).await {
             tracing::debug!(object = %d.object, error = %e, "could not publish an event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
+    };
+
+    use super::*;
+
+    fn ips(list: &[IngressLoadBalancerIngress]) -> Vec<String> {
+        list.iter()
+            .map(|i| i.ip.clone().or_else(|| i.hostname.clone()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn published_service_prefers_load_balancer_then_external_then_cluster_ip() {
+        let mut svc = Service {
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("10.96.0.10".into()),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        };
+        assert_eq!(ips(&service_addresses(&svc)), ["10.96.0.10"]);
+        svc.spec.as_mut().unwrap().external_ips = Some(vec!["192.0.2.4".into()]);
+        assert_eq!(ips(&service_addresses(&svc)), ["192.0.2.4"]);
+        svc.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    hostname: Some("lb.example.com".into()),
+                    ..LoadBalancerIngress::default()
+                }]),
+            }),
+            ..ServiceStatus::default()
+        });
+        assert_eq!(ips(&service_addresses(&svc)), ["lb.example.com"]);
+        svc.spec.as_mut().unwrap().cluster_ip = Some("None".into());
+        svc.spec.as_mut().unwrap().external_ips = None;
+        svc.status = None;
+        assert!(service_addresses(&svc).is_empty());
+    }
+
+    #[test]
+    fn trim_drops_managed_fields_and_last_applied() {
+        let mut svc = Service::default();
+        svc.metadata.managed_fields = Some(vec![Default::default()]);
+        svc.metadata.annotations = Some(
+            [
+                (
+                    "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+                    "{}".to_owned(),
+                ),
+                ("keep".to_owned(), "me".to_owned()),
+            ]
+            .into(),
+        );
+        trim(&mut svc);
+        assert!(svc.metadata.managed_fields.is_none());
+        assert_eq!(
+            svc.metadata.annotations.unwrap().keys().collect::<Vec<_>>(),
+            ["keep"]
+        );
     }
 }

@@ -260,8 +260,9 @@ impl KubeSim {
             .collect()
     }
 
-    /// Creates or replaces an object directly (bypassing HTTP), such as an
-    /// EndpointSlice a test manages.
+    /// Creates or replaces an object directly (bypassing HTTP and schema
+    /// validation), such as an EndpointSlice a test manages. A
+    /// CustomResourceDefinition is registered as over HTTP.
     pub fn put(&self, object: Value) -> Result<Value, String> {
         let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
         let kind = object["kind"].as_str().unwrap_or_default().to_owned();
@@ -298,6 +299,11 @@ impl KubeSim {
         } else {
             store.create(&key, object)
         };
+        if let Ok(created) = &result
+            && kind == "CustomResourceDefinition"
+        {
+            register_crd(&mut store, created);
+        }
         result.map_err(|(_, m)| m)
     }
 
