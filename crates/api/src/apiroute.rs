@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{HttpHeader, ResourceStatus};
+use crate::tls::RouteTls;
 use crate::traffic::{
     BackendProtocol, Compression, HealthCheck, LoadBalancer, OutlierDetection, RequestLimits, Retry,
 };
@@ -71,6 +72,11 @@ pub struct ApiRouteSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub rules: Vec<RouteRule>,
+
+    /// HTTPS for the route's hostnames: certificate, redirect, HSTS and
+    /// client certificates. Requires `hostnames`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RouteTls>,
 }
 
 /// One routing rule: which requests it takes, what it does to them, and

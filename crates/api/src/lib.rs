@@ -17,11 +17,14 @@ pub mod crd;
 #[allow(unreachable_pub)]
 mod ratelimit;
 #[allow(unreachable_pub)]
+mod tls;
+#[allow(unreachable_pub)]
 mod traffic;
 
 pub use apiroute::*;
 pub use common::*;
 pub use ratelimit::*;
+pub use tls::*;
 pub use traffic::*;
 
 /// The API group of every Gatehouse custom resource.

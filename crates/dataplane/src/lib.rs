@@ -23,11 +23,12 @@ mod proxy_protocol;
 mod respond;
 mod retry;
 mod state;
+mod tls;
 mod tunnel;
 mod upstream;
 
 pub use body::{BoxError, ProxyBody};
 pub use clientinfo::Cidr;
-pub use listener::{ListenerConfig, bind, serve};
+pub use listener::{ListenerConfig, bind, serve, serve_tls};
 pub use proxy::{Connection, Proxy, ProxyConfig};
 pub use state::Gateway;

@@ -14,8 +14,13 @@ use tokio::net::{TcpListener, TcpStream};
 
 use snapshot::Scheme;
 
-use crate::proxy::{Connection, Proxy};
+use rustls::server::Acceptor;
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::proxy::{Connection, Proxy, TlsInfo};
 use crate::proxy_protocol::{self, Prefixed};
+use crate::tls::Choice;
 
 /// Limits applied to every downstream connection.
 #[derive(Clone, Debug)]
@@ -54,6 +59,29 @@ pub async fn serve(
     proxy: Arc<Proxy>,
     config: ListenerConfig,
     shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, proxy, config, shutdown, Scheme::Http).await;
+}
+
+/// Serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on `listener`, with the
+/// certificates of the live snapshot; otherwise as [`serve`]. The gateway
+/// must have a default certificate
+/// ([`crate::Gateway::set_default_certificate`]).
+pub async fn serve_tls(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    config: ListenerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, proxy, config, shutdown, Scheme::Https).await;
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    config: ListenerConfig,
+    shutdown: impl Future<Output = ()>,
+    scheme: Scheme,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -106,7 +134,25 @@ pub async fn serve(
             } else {
                 (Prefixed::new(Vec::new(), stream), peer)
             };
-            let conn_info = Arc::new(Connection::new(peer, local_port, Scheme::Http));
+            let conn_info = Connection::new(peer, local_port, scheme);
+            if scheme == Scheme::Http {
+                let conn_info = Arc::new(conn_info);
+                let service = service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    let conn_info = conn_info.clone();
+                    async move { Ok::<_, Infallible>(proxy.handle(req, &conn_info).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            let Some((stream, tls_info)) = handshake(&proxy, stream, peer, header_timeout).await
+            else {
+                return;
+            };
+            let conn_info = Arc::new(conn_info.with_tls(tls_info));
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
                 let conn_info = conn_info.clone();
@@ -125,6 +171,70 @@ pub async fn serve(
         () = graceful.shutdown() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(config.drain_timeout) => {
             tracing::warn!(timeout = ?config.drain_timeout, "drain timeout reached; closing remaining connections");
+        }
+    }
+}
+
+/// The TLS handshake: reads the ClientHello, picks the configuration for
+/// its SNI from the live snapshot and completes the handshake, all within
+/// `timeout`. `None` when the handshake fails or is refused.
+async fn handshake(
+    proxy: &Proxy,
+    stream: Prefixed<TcpStream>,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<(TlsStream<Prefixed<TcpStream>>, TlsInfo)> {
+    let work = async {
+        let start = LazyConfigAcceptor::new(Acceptor::default(), stream)
+            .await
+            .map_err(|e| format!("reading the ClientHello: {e}"))?;
+        let sni = start
+            .client_hello()
+            .server_name()
+            .map(str::to_ascii_lowercase);
+        let active = proxy.gateway().load();
+        let state = active
+            .tls
+            .as_ref()
+            .ok_or_else(|| "HTTPS has no default certificate".to_owned())?;
+        let (config, host) = match state.choose(&active.snapshot, sni.as_deref()) {
+            Choice::Serve { config, host } => (config, host),
+            Choice::Refuse => {
+                return Err(format!(
+                    "{} requires client certificates but its CA bundle is unusable",
+                    sni.as_deref().unwrap_or("")
+                ));
+            }
+        };
+        drop(active);
+        let stream = start
+            .into_stream(config)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let client_subject = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| tls::subject_of(leaf))
+            .and_then(|s| http::HeaderValue::try_from(s).ok());
+        Ok::<_, String>((
+            stream,
+            TlsInfo {
+                host,
+                client_subject,
+            },
+        ))
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(done)) => Some(done),
+        Ok(Err(e)) => {
+            tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client = %peer, "TLS handshake timed out");
+            None
         }
     }
 }

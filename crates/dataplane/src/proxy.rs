@@ -66,6 +66,9 @@ pub struct ProxyConfig {
     pub tunnel_idle_timeout: Duration,
     /// Largest request body kept in memory so a retry can send it again.
     pub retry_buffer_bytes: usize,
+    /// Port in the `Location` of HTTP-to-HTTPS redirects (443 is left
+    /// out of the URL).
+    pub https_redirect_port: u16,
 }
 
 impl Default for ProxyConfig {
@@ -80,6 +83,7 @@ impl Default for ProxyConfig {
             trusted_proxies: Vec::new(),
             tunnel_idle_timeout: Duration::from_secs(3600),
             retry_buffer_bytes: 64 * 1024,
+            https_redirect_port: 443,
         }
     }
 }
@@ -95,6 +99,18 @@ pub struct Connection {
     pub scheme: Scheme,
     /// The peer's address as a header value, made once per connection.
     peer_value: HeaderValue,
+    /// What the TLS handshake settled, on HTTPS connections.
+    pub(crate) tls: Option<TlsInfo>,
+}
+
+/// What the TLS handshake of a connection settled.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsInfo {
+    /// The TLS host entry the certificate was chosen for (`None`: the
+    /// default certificate).
+    pub(crate) host: Option<snapshot::HostPattern>,
+    /// Subject of the verified client certificate.
+    pub(crate) client_subject: Option<HeaderValue>,
 }
 
 impl Connection {
@@ -107,7 +123,13 @@ impl Connection {
             local_port,
             scheme,
             peer_value,
+            tls: None,
         }
+    }
+
+    pub(crate) fn with_tls(mut self, info: TlsInfo) -> Self {
+        self.tls = Some(info);
+        self
     }
 }
 
@@ -117,6 +139,26 @@ pub struct Proxy {
     gateway: Arc<Gateway>,
     upstreams: Arc<Upstreams>,
     config: ProxyConfig,
+}
+
+/// Paths an ACME server fetches over plain HTTP to validate a domain;
+/// never redirected to HTTPS.
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// A 308 to the same URL over HTTPS.
+fn https_redirect(host: &str, port: u16, original: Option<&PathAndQuery>) -> Response<ProxyBody> {
+    let path = original.map_or("/", PathAndQuery::as_str);
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    let mut resp = Response::new(ProxyBody::full(Bytes::new()));
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(value) = HeaderValue::try_from(location) {
+        resp.headers_mut().insert(header::LOCATION, value);
+    }
+    resp
 }
 
 /// The request body as the pipeline holds it.
@@ -189,7 +231,11 @@ impl Proxy {
     pub async fn handle(&self, req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
         let grpc = grpc::kind(req.headers()).map(|(k, s)| (k, s.to_owned()));
         let request_id = clientinfo::request_id(req.headers());
-        let mut resp = match self.proxy(req, conn, &request_id, grpc.as_ref()).await {
+        let mut hsts = None;
+        let mut resp = match self
+            .proxy(req, conn, &request_id, grpc.as_ref(), &mut hsts)
+            .await
+        {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::debug!(client = %conn.peer.ip(), request_id = ?request_id, error = %e, "request failed");
@@ -198,6 +244,10 @@ impl Proxy {
         };
         resp.headers_mut()
             .insert(clientinfo::request_id_header().clone(), request_id);
+        if let Some(value) = hsts {
+            resp.headers_mut()
+                .insert(header::STRICT_TRANSPORT_SECURITY, value);
+        }
         resp
     }
 
@@ -207,6 +257,7 @@ impl Proxy {
         conn: &Connection,
         request_id: &HeaderValue,
         grpc: Option<&(GrpcKind, String)>,
+        hsts: &mut Option<HeaderValue>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Phase 1: load. This Arc keeps the configuration this request
         // started with alive until it is done, whatever is published.
@@ -223,6 +274,39 @@ impl Proxy {
         let trusted = &self.config.trusted_proxies;
         let peer_trusted = trusted.iter().any(|c| c.contains(conn.peer.ip()));
         let client_ip = clientinfo::client_ip(conn.peer.ip(), &parts.headers, trusted);
+
+        let mut client_subject = None;
+        // Phase 2b: transport security. Hosts with TLS settings get their
+        // HTTP requests redirected, their HSTS header, and — when they
+        // verify client certificates — only requests on a connection made
+        // for them.
+        if let Some(tls) = active.snapshot.tls.find(&host) {
+            match conn.scheme {
+                Scheme::Http if tls.redirect && !path.starts_with(ACME_CHALLENGE_PREFIX) => {
+                    return Ok(https_redirect(
+                        &host,
+                        self.config.https_redirect_port,
+                        original.as_ref(),
+                    ));
+                }
+                Scheme::Http => {}
+                Scheme::Https => {
+                    if let Some(value) = &tls.hsts {
+                        *hsts = HeaderValue::from_str(value).ok();
+                    }
+                    if let Some(validation) = &tls.client_validation {
+                        let info = conn.tls.as_ref();
+                        if info.and_then(|i| i.host.as_ref()) != Some(&tls.host) {
+                            return Err(ProxyError::Misdirected);
+                        }
+                        if let Some(name) = &validation.forward_header {
+                            client_subject =
+                                Some((name.clone(), info.and_then(|i| i.client_subject.clone())));
+                        }
+                    }
+                }
+            }
+        }
 
         // Phase 3: match.
         let mut body = ReqBody::Streamed(incoming);
@@ -325,7 +409,14 @@ impl Proxy {
                 | Method::TRACE
         );
 
-        // Phase 5: rewrite.
+        // Phase 5: rewrite. The verified client identity replaces whatever
+        // the client sent under that name.
+        if let Some((name, subject)) = client_subject {
+            parts.headers.remove(&name);
+            if let Some(subject) = subject {
+                parts.headers.insert(name, subject);
+            }
+        }
         let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri

@@ -58,6 +58,10 @@ pub(crate) enum ProxyError {
     /// The upstream did not answer in time.
     #[error("upstream timed out")]
     UpstreamTimeout,
+    /// The request names a host whose TLS settings (client certificates)
+    /// differ from those of the host the connection was made for.
+    #[error("the request's host needs its own TLS connection")]
+    Misdirected,
 }
 
 impl ProxyError {
@@ -74,6 +78,7 @@ impl ProxyError {
             Self::NoEndpoints { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamConnect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Misdirected => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
@@ -93,6 +98,7 @@ impl ProxyError {
             Self::UpstreamConnect(_) => "upstream connect error\n",
             Self::Upstream(_) => "upstream error\n",
             Self::UpstreamTimeout => "upstream request timeout\n",
+            Self::Misdirected => "open a new connection for this host\n",
         }
     }
 
@@ -103,7 +109,9 @@ impl ProxyError {
             Self::NoRoute => grpc::Code::Unimplemented,
             Self::UpstreamTimeout => grpc::Code::DeadlineExceeded,
             Self::BodyTooLarge | Self::BodyLimit => grpc::Code::ResourceExhausted,
-            Self::BadHost | Self::BadPath(_) | Self::BodyRead(_) => grpc::Code::Internal,
+            Self::BadHost | Self::BadPath(_) | Self::BodyRead(_) | Self::Misdirected => {
+                grpc::Code::Internal
+            }
             Self::NoBackends
             | Self::Unresolved { .. }
             | Self::NoEndpoints { .. }

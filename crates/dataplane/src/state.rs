@@ -9,6 +9,7 @@ use snapshot::Snapshot;
 
 use crate::lb::ClusterState;
 use crate::retry::RetryBudget;
+use crate::tls::{Shared, TlsState};
 use crate::upstream::Upstreams;
 
 /// What one request reads: the snapshot and, index for index with its
@@ -20,6 +21,8 @@ pub(crate) struct Active {
     pub(crate) clusters: Vec<Arc<ClusterState>>,
     pub(crate) routes: Vec<Arc<RouteState>>,
     pub(crate) generation: u64,
+    /// Server configurations of the HTTPS listener, when it is enabled.
+    pub(crate) tls: Option<TlsState>,
 }
 
 /// Run-time state of one route, kept across swaps by route id.
@@ -38,6 +41,9 @@ pub struct Gateway {
     generation: AtomicU64,
     /// The upstream client active health checks use; set by the proxy.
     upstreams: OnceLock<Arc<Upstreams>>,
+    /// The default certificate and TLS session state, once HTTPS is
+    /// enabled.
+    tls: OnceLock<Shared>,
 }
 
 impl Default for Gateway {
@@ -55,12 +61,27 @@ impl Gateway {
                 clusters: Vec::new(),
                 routes: Vec::new(),
                 generation: 0,
+                tls: None,
             }),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             upstreams: OnceLock::new(),
+            tls: OnceLock::new(),
         }
+    }
+
+    /// Enables HTTPS with `chain_pem`/`key_pem` as the certificate for
+    /// hosts without one of their own (and clients that send no SNI).
+    /// Call before the first publish; later calls are ignored.
+    pub fn set_default_certificate(
+        &self,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<(), tls::CertError> {
+        let cert = tls::certified_key(chain_pem, key_pem)?;
+        let _ = self.tls.set(Shared::new(Arc::new(cert)));
+        Ok(())
     }
 
     pub(crate) fn set_upstreams(&self, upstreams: Arc<Upstreams>) {
@@ -120,12 +141,20 @@ impl Gateway {
                     .map_or_else(|| Arc::new(RouteState::default()), |s| Arc::clone(s))
             })
             .collect();
+        let tls = self.tls.get().map(|shared| {
+            let old = previous
+                .tls
+                .as_ref()
+                .map(|state| (state, &*previous.snapshot));
+            TlsState::build(shared, &snapshot, old)
+        });
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.active.store(Arc::new(Active {
             snapshot,
             clusters,
             routes,
             generation,
+            tls,
         }));
         self.ready.store(true, Ordering::Release);
     }

@@ -143,6 +143,30 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:8080", env = "GATEHOUSE_HTTP_ADDR")]
     pub(crate) http_addr: SocketAddr,
 
+    /// Address of the HTTPS listener (TLS 1.2 and 1.3, HTTP/2 and
+    /// HTTP/1.1 by ALPN).
+    #[arg(long, default_value = "0.0.0.0:8443", env = "GATEHOUSE_HTTPS_ADDR")]
+    pub(crate) https_addr: SocketAddr,
+
+    /// Do not open the HTTPS listener.
+    #[arg(long)]
+    pub(crate) no_https: bool,
+
+    /// PEM certificate chain served to clients that send no SNI and for
+    /// hosts without a certificate of their own. Default: a self-signed
+    /// certificate generated at start.
+    #[arg(long, requires = "default_key", env = "GATEHOUSE_DEFAULT_CERTIFICATE")]
+    pub(crate) default_certificate: Option<PathBuf>,
+
+    /// PEM private key of `--default-certificate`.
+    #[arg(long, requires = "default_certificate", env = "GATEHOUSE_DEFAULT_KEY")]
+    pub(crate) default_key: Option<PathBuf>,
+
+    /// Port in the `Location` of HTTP-to-HTTPS redirects: the port clients
+    /// reach the HTTPS listener on (the Service's, not the container's).
+    #[arg(long, default_value_t = 443)]
+    pub(crate) https_redirect_port: u16,
+
     /// Address of the admin listener (`/healthz`, `/readyz`,
     /// `/debug/snapshot`). Keep it on loopback or a private network.
     #[arg(long, default_value = "127.0.0.1:9901", env = "GATEHOUSE_ADMIN_ADDR")]
@@ -226,6 +250,7 @@ impl TranslateArgs {
             ingress_class: self.ingress_class.clone(),
             watch_ingress_without_class: self.watch_ingress_without_class,
             default_backend: self.default_backend_service.clone(),
+            now: None,
         }
     }
 }

@@ -19,6 +19,7 @@ mod matcher;
 mod path;
 mod request;
 mod route;
+mod tls;
 mod traffic;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{
     Action, BackendTarget, DirectResponse, Forward, Origin, Route, RouteIndex, WeightedBackend,
 };
+pub use tls::{Certificate, ClientValidation, TlsHost, TlsHosts};
 pub use traffic::{
     Affinity, CompressionPolicy, Encoding, HashKey, HealthCheckPolicy, LoadBalance, OutlierPolicy,
     RetryPolicy, Traffic, UpstreamProtocol,
@@ -61,6 +63,8 @@ pub struct Snapshot {
     /// Every upstream cluster (a Service port and its ready endpoints),
     /// sorted by name and referenced by index from routes.
     pub clusters: Vec<Cluster>,
+    /// TLS settings per host, for the HTTPS listener and HTTP redirects.
+    pub tls: TlsHosts,
     #[serde(skip)]
     hosts: HostIndex,
 }
@@ -166,6 +170,7 @@ impl Snapshot {
             virtual_hosts,
             routes,
             clusters,
+            tls: TlsHosts::default(),
             hosts,
         };
         if let Err(e) = snapshot.check_references() {
@@ -203,6 +208,13 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// The same snapshot with these TLS settings.
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsHosts) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// An empty snapshot: every request gets 404.

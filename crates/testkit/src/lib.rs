@@ -10,9 +10,12 @@ pub mod echo;
 pub mod grpc;
 pub mod kubesim;
 pub mod manifests;
+pub mod pki;
 pub mod process;
 pub mod scale;
+pub mod tlsclient;
 
 pub use client::{HttpClient, Reply, raw_request};
 pub use echo::{Echo, EchoServer};
 pub use process::{GatewayProcess, eventually, free_addr, run_gatehouse};
+pub use tlsclient::{TlsClient, TlsConn};

@@ -71,6 +71,8 @@ pub struct GatewayProcess {
     pub http: SocketAddr,
     /// The admin listener.
     pub admin: SocketAddr,
+    /// The HTTPS listener.
+    pub https: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -95,6 +97,7 @@ impl GatewayProcess {
     pub fn spawn(args: &[String]) -> Self {
         let http = free_addr();
         let admin = free_addr();
+        let https = free_addr();
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("gatehouse.log");
         let out = std::fs::File::create(&log).expect("log file");
@@ -105,6 +108,8 @@ impl GatewayProcess {
             .arg(http.to_string())
             .arg("--admin-addr")
             .arg(admin.to_string())
+            .arg("--https-addr")
+            .arg(https.to_string())
             .env(
                 "RUST_LOG",
                 std::env::var("GATEHOUSE_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -118,6 +123,7 @@ impl GatewayProcess {
             child,
             http,
             admin,
+            https,
             log,
             _dir: dir,
         }

@@ -44,7 +44,7 @@ pub(crate) fn translate_all(
 ) {
     for route in crate::sorted(&resources.api_routes, |r| &r.metadata) {
         if classes.serves_route(route.spec.ingress_class_name.as_deref()) {
-            translate_one(route, backends, builder, diags);
+            translate_one(route, resources, backends, builder, diags);
         } else {
             ignored.push(crate::identity("ApiRoute", &route.metadata).0);
         }
@@ -62,6 +62,7 @@ struct Ctx<'a> {
 
 fn translate_one(
     route: &ApiRoute,
+    resources: &ResourceSet,
     backends: &Backends<'_>,
     builder: &mut Builder,
     diags: &mut Diagnostics,
@@ -102,6 +103,18 @@ fn translate_one(
             "no valid hostname is left: the route serves nothing",
         );
         return;
+    }
+    if let Some(tls) = &route.spec.tls {
+        if route.spec.hostnames.is_empty() {
+            diags.error(
+                &ctx.object,
+                "spec.tls",
+                Reason::InvalidField,
+                "TLS settings need spec.hostnames: a certificate is chosen by host name",
+            );
+        } else {
+            propose_tls(&ctx, tls, &hosts, resources, builder, diags);
+        }
     }
     if route.spec.rules.is_empty() {
         diags.warning(
@@ -509,4 +522,66 @@ fn backend_for(
     };
     let target = crate::backends::target(resolved, usage, builder, diags);
     Some(WeightedBackend { weight, target })
+}
+
+/// Proposes `spec.tls` for the route's hostnames.
+fn propose_tls(
+    ctx: &Ctx<'_>,
+    tls: &api::RouteTls,
+    hosts: &[HostPattern],
+    resources: &ResourceSet,
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) {
+    let hsts = tls.hsts.as_ref().map(|h| {
+        let mut v = format!("max-age={}", h.max_age_seconds);
+        if h.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if h.preload {
+            v.push_str("; preload");
+        }
+        Arc::<str>::from(v)
+    });
+    let client = tls.client_validation.as_ref().and_then(|c| {
+        let forward_header = match c.forward_subject_header.as_deref() {
+            None => None,
+            Some(h) => match http::HeaderName::try_from(h) {
+                Ok(name) => Some(name),
+                Err(_) => {
+                    diags.error(
+                        &ctx.object,
+                        "spec.tls.clientValidation.forwardSubjectHeader",
+                        Reason::InvalidField,
+                        format!("{h:?} is not a valid header name"),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(crate::tls::ClientRequest {
+            field: "spec.tls.clientValidation.caCertificateRef".to_owned(),
+            secret: &c.ca_certificate_ref.name,
+            required: c.mode.unwrap_or_default() == api::ClientValidationMode::Require,
+            forward_header,
+        })
+    });
+    if tls.client_validation.is_some() && client.is_none() {
+        return;
+    }
+    builder.tls.propose(
+        hosts,
+        crate::tls::Request {
+            object: &ctx.object,
+            created: ctx.created,
+            namespace: &ctx.namespace,
+            field: "spec.tls.certificateRef".to_owned(),
+            secret: tls.certificate_ref.as_ref().map(|r| r.name.as_str()),
+            redirect: tls.https_redirect.unwrap_or(true),
+            hsts,
+            client,
+        },
+        resources,
+        diags,
+    );
 }

@@ -74,6 +74,8 @@ pub(crate) struct Builder {
     routes: Vec<Route>,
     clusters: BTreeMap<Arc<str>, ClusterDraft>,
     position: usize,
+    /// TLS settings proposed by the objects, per host.
+    pub(crate) tls: crate::tls::Collector,
 }
 
 impl Builder {
@@ -173,8 +175,10 @@ impl Builder {
             hosts,
             mut routes,
             clusters,
+            tls,
             ..
         } = self;
+        let tls = tls.finish(diags);
 
         let mut virtual_hosts = Vec::with_capacity(hosts.len());
         for (host, mut ranked) in hosts {
@@ -241,7 +245,7 @@ impl Builder {
                 .iter_mut()
                 .for_each(|m| resolve(&mut m.target));
         }
-        Snapshot::new(virtual_hosts, routes, cluster_list)
+        Snapshot::new(virtual_hosts, routes, cluster_list).with_tls(tls)
     }
 }
 

@@ -34,6 +34,10 @@ pub enum Reason {
     InvalidAnnotation,
     /// A policy's target does not exist.
     TargetNotFound,
+    /// A referenced Secret does not exist (or is not visible to Gatehouse).
+    SecretNotFound,
+    /// A referenced Secret holds no usable certificate, key or CA bundle.
+    InvalidCertificate,
 }
 
 impl Reason {
@@ -48,6 +52,8 @@ impl Reason {
             Self::Conflict => "Conflict",
             Self::InvalidAnnotation => "InvalidAnnotation",
             Self::TargetNotFound => "TargetNotFound",
+            Self::SecretNotFound => "SecretNotFound",
+            Self::InvalidCertificate => "InvalidCertificate",
         }
     }
 
@@ -60,6 +66,8 @@ impl Reason {
                 | Self::PortNotFound
                 | Self::UnsupportedBackend
                 | Self::TargetNotFound
+                | Self::SecretNotFound
+                | Self::InvalidCertificate
         )
     }
 }

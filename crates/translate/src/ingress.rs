@@ -54,7 +54,7 @@ pub(crate) fn translate_all(
                         && p.metadata.namespace == ingress.metadata.namespace
                 })
             };
-            translate_one(ingress, backends, &policy_exists, builder, diags);
+            translate_one(ingress, resources, backends, &policy_exists, builder, diags);
         } else {
             ignored.push(crate::identity("Ingress", &ingress.metadata).0);
         }
@@ -63,6 +63,7 @@ pub(crate) fn translate_all(
 
 fn translate_one(
     ingress: &Ingress,
+    resources: &ResourceSet,
     backends: &Backends<'_>,
     policy_exists: &dyn Fn(&str) -> bool,
     builder: &mut Builder,
@@ -93,6 +94,16 @@ fn translate_one(
     ) else {
         return;
     };
+    propose_tls(
+        spec,
+        &object,
+        created,
+        &namespace,
+        &annotations,
+        resources,
+        builder,
+        diags,
+    );
     let protocol = annotations.backend_protocol.map(|p| match p {
         BackendProtocol::Http => api::BackendProtocol::HTTP,
         BackendProtocol::Https => api::BackendProtocol::HTTPS,
@@ -381,4 +392,72 @@ fn backend_target(
         Some(builder),
         diags,
     )
+}
+
+/// Proposes the TLS settings of `spec.tls`: each entry's hosts (all the
+/// rules' hosts when it lists none) get its Secret's certificate, and a
+/// redirect from HTTP unless `gatehouse.dev/ssl-redirect` is `false`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, every argument distinct"
+)]
+fn propose_tls(
+    spec: &k8s_openapi::api::networking::v1::IngressSpec,
+    object: &ObjectRef,
+    created: Option<i64>,
+    namespace: &str,
+    annotations: &annotations::IngressAnnotations,
+    resources: &ResourceSet,
+    builder: &mut Builder,
+    diags: &mut Diagnostics,
+) {
+    let rule_hosts: Vec<&str> = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|r| r.host.as_deref())
+        .collect();
+    for (i, entry) in spec.tls.iter().flatten().enumerate() {
+        let listed: Vec<&str> = entry.hosts.iter().flatten().map(String::as_str).collect();
+        let names = if listed.is_empty() {
+            &rule_hosts
+        } else {
+            &listed
+        };
+        let mut hosts = Vec::new();
+        for (j, host) in names.iter().enumerate() {
+            let host = host.to_ascii_lowercase();
+            if let Err(msg) = crate::values::check_hostname(&host) {
+                diags.error(
+                    object,
+                    format!("spec.tls[{i}].hosts[{j}]"),
+                    Reason::InvalidField,
+                    msg,
+                );
+                continue;
+            }
+            let pattern = HostPattern::parse(&host);
+            if !hosts.contains(&pattern) {
+                hosts.push(pattern);
+            }
+        }
+        if hosts.is_empty() {
+            continue;
+        }
+        builder.tls.propose(
+            &hosts,
+            crate::tls::Request {
+                object,
+                created,
+                namespace,
+                field: format!("spec.tls[{i}].secretName"),
+                secret: entry.secret_name.as_deref().filter(|s| !s.is_empty()),
+                redirect: annotations.ssl_redirect.unwrap_or(true),
+                hsts: None,
+                client: None,
+            },
+            resources,
+            diags,
+        );
+    }
 }

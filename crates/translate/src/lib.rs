@@ -17,6 +17,7 @@ mod filters;
 mod ingress;
 pub mod manifest;
 mod ratelimit;
+mod tls;
 mod traffic;
 mod values;
 
@@ -120,6 +121,8 @@ pub struct Options {
     pub watch_ingress_without_class: bool,
     /// Where requests go that match no rule of any route.
     pub default_backend: Option<ServicePortRef>,
+    /// The time certificates are checked against; `None`: now.
+    pub now: Option<std::time::SystemTime>,
 }
 
 impl Default for Options {
@@ -129,6 +132,7 @@ impl Default for Options {
             ingress_class: DEFAULT_INGRESS_CLASS.to_owned(),
             watch_ingress_without_class: false,
             default_backend: None,
+            now: None,
         }
     }
 }
@@ -159,6 +163,7 @@ impl Output {
 pub fn translate(resources: &ResourceSet, options: &Options) -> Output {
     let mut diags = diagnostics::Diagnostics::default();
     let mut builder = builder::Builder::default();
+    builder.tls = tls::Collector::at(options.now.unwrap_or_else(std::time::SystemTime::now));
     let backends = backends::Backends::index(resources);
     let classes = class::Classes::new(&resources.ingress_classes, options);
 

@@ -7,7 +7,8 @@
 //! A case may start with a comment line `# options: key=value,...` to set
 //! translation options: `watch-ingress-without-class=true`,
 //! `default-backend=namespace/name:port`, `ingress-class=NAME`,
-//! `controller-name=NAME`.
+//! `controller-name=NAME`, `now=UNIX-SECONDS` (the time certificates are
+//! checked against).
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,10 @@ fn options_for(text: &str) -> Options {
                     name: name.to_owned(),
                     port: port.parse().expect("port number"),
                 });
+            }
+            "now" => {
+                let secs: u64 = value.parse().expect("Unix seconds");
+                options.now = Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
             }
             other => panic!("unknown golden option {other}"),
         }

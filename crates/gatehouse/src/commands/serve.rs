@@ -43,10 +43,21 @@ where
 {
     let http = dataplane::bind(args.http_addr).await?;
     let admin = dataplane::bind(args.admin_addr).await?;
-    tracing::info!(http = %args.http_addr, admin = %args.admin_addr, "listening");
+    let https = if args.no_https {
+        None
+    } else {
+        Some(dataplane::bind(args.https_addr).await?)
+    };
+    tracing::info!(http = %args.http_addr, https = ?https.as_ref().map(|_| args.https_addr), admin = %args.admin_addr, "listening");
 
     let (shutdown, trigger) = shutdown::on_signals()?;
     let gateway = Arc::new(Gateway::new());
+    if https.is_some() {
+        let (chain, key) = default_certificate(args)?;
+        gateway
+            .set_default_certificate(&chain, &key)
+            .context("the default certificate")?;
+    }
     let proxy = Arc::new(Proxy::new(
         gateway.clone(),
         ProxyConfig {
@@ -56,6 +67,7 @@ where
             max_request_body_bytes: args.max_request_body_bytes,
             trusted_proxies: args.trusted_proxies.clone(),
             tunnel_idle_timeout: args.tunnel_idle_timeout,
+            https_redirect_port: args.https_redirect_port,
             ..ProxyConfig::default()
         },
     ));
@@ -93,11 +105,23 @@ where
         proxy_protocol: args.proxy_protocol,
         ..ListenerConfig::default()
     };
+    let https_task = https.map(|listener| {
+        let on_shutdown = shutdown.clone();
+        tokio::spawn(dataplane::serve_tls(
+            listener,
+            proxy.clone(),
+            listener_config.clone(),
+            async move { on_shutdown.wait().await },
+        ))
+    });
     dataplane::serve(http, proxy, listener_config, async move {
         on_shutdown.wait().await;
         drain_gateway.begin_drain();
     })
     .await;
+    if let Some(task) = https_task {
+        let _ = task.await;
+    }
 
     let _ = admin_stop.send(true);
     let _ = admin_task.await;
@@ -110,4 +134,23 @@ where
             Ok(())
         }
     }
+}
+
+/// The default certificate: from the files given, else a self-signed one
+/// made now.
+fn default_certificate(args: &ServeArgs) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    if let (Some(cert), Some(key)) = (&args.default_certificate, &args.default_key) {
+        let chain = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let key_pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        let info = tls::check_pair(&chain, &key_pem, std::time::SystemTime::now())
+            .with_context(|| format!("{} and {}", cert.display(), key.display()))?;
+        tracing::info!(subject = %info.subject, not_after = info.not_after, "default certificate loaded");
+        return Ok((chain, key_pem));
+    }
+    let (chain, key) = tls::self_signed(&["gatehouse.invalid".to_owned()])
+        .context("generating the self-signed default certificate")?;
+    tracing::info!(
+        "serving a self-signed default certificate (set --default-certificate for a real one)"
+    );
+    Ok((chain.into_bytes(), key.into_bytes()))
 }

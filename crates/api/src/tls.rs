@@ -1,0 +1,91 @@
+//! TLS settings of an ApiRoute.
+
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// HTTPS for the route's hostnames.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTls {
+    /// A `kubernetes.io/tls` Secret in the route's namespace whose
+    /// certificate is served for the route's hostnames (chosen by SNI: an
+    /// exact name beats a wildcard). When empty, the default certificate
+    /// is served. A Secret that cannot be used (bad PEM, a key that does
+    /// not match, an expired certificate) is reported in the route's
+    /// status and the default certificate is served instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_ref: Option<SecretRef>,
+
+    /// Redirect plain-HTTP requests for the route's hostnames to HTTPS
+    /// with a 308. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_redirect: Option<bool>,
+
+    /// Send `Strict-Transport-Security` on HTTPS responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<Hsts>,
+
+    /// Verify client certificates (mutual TLS) for the route's hostnames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidation>,
+}
+
+/// A Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// `Strict-Transport-Security` settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Hsts {
+    /// `max-age` in seconds.
+    #[schemars(range(min = 0, max = 63_072_000))]
+    pub max_age_seconds: u32,
+    /// Add `includeSubDomains`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_subdomains: bool,
+    /// Add `preload`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preload: bool,
+}
+
+/// Client certificate verification.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientValidation {
+    /// A Secret in the route's namespace with the PEM CA bundle under the
+    /// key `ca.crt`. Label it `gatehouse.dev/secret` unless it is of type
+    /// `kubernetes.io/tls`: Gatehouse only watches those Secrets.
+    pub ca_certificate_ref: SecretRef,
+
+    /// `Require` (default): the handshake fails without a valid client
+    /// certificate. `Optional`: a client may send none, but an invalid one
+    /// still fails the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ClientValidationMode>,
+
+    /// Header that carries the verified client certificate's subject to
+    /// the backends. Any value the client sent is removed first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    )]
+    pub forward_subject_header: Option<String>,
+}
+
+/// Whether a client certificate is required.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientValidationMode {
+    /// The handshake fails without a valid client certificate.
+    #[default]
+    Require,
+    /// Clients may connect without a certificate.
+    Optional,
+}

@@ -1,0 +1,487 @@
+//! HTTPS: certificates chosen by SNI, ALPN, redirects and HSTS, broken
+//! Secrets, rotation under load, and client certificates.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use testkit::manifests::{INGRESS_CLASS, docs, ingress, service, write_atomic};
+use testkit::pki::{Ca, Issued, ca_secret, tls_secret};
+use testkit::{EchoServer, GatewayProcess, HttpClient, TlsClient, eventually, run_gatehouse};
+
+fn ingress_with_tls(name: &str, host: &str, service: &str, secret: &str) -> String {
+    format!(
+        "{}  tls:\n  - hosts: [\"{host}\"]\n    secretName: {secret}\n",
+        ingress(name, host, &[("/", "Prefix", service)])
+    )
+}
+
+fn route_with_tls(name: &str, host: &str, service: &str, tls: &str) -> String {
+    format!(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: ApiRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ingressClassName: gatehouse\n  hostnames: [\"{host}\"]\n  tls: {tls}\n  rules:\n  - backends: [{{name: {service}, port: 80}}]\n"
+    )
+}
+
+fn write_pem(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+struct Setup {
+    ca: Ca,
+    _echo: EchoServer,
+    dir: tempfile::TempDir,
+    certs: tempfile::TempDir,
+    gw: GatewayProcess,
+}
+
+/// a.example.com (Ingress TLS), *.wild.example.com (ApiRoute TLS with
+/// HSTS), plain.example.com (no TLS), and a default certificate from
+/// files.
+async fn setup(extra: &[String]) -> Setup {
+    let ca = Ca::new("Gatehouse test CA");
+    let echo = EchoServer::start("echo").await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("svc", &[echo.addr]),
+            tls_secret("a-cert", &ca.server(&["a.example.com"])),
+            tls_secret("wild-cert", &ca.server(&["*.wild.example.com"])),
+            ingress_with_tls("a", "a.example.com", "svc", "a-cert"),
+            route_with_tls(
+                "wild",
+                "*.wild.example.com",
+                "svc",
+                "{certificateRef: {name: wild-cert}, hsts: {maxAgeSeconds: 600, includeSubdomains: true}}",
+            ),
+            ingress("plain", "plain.example.com", &[("/", "Prefix", "svc")]),
+        ]),
+    );
+    let default = ca.server(&["default.example.net"]);
+    let cert = write_pem(certs.path(), "default.crt", &default.cert);
+    let key = write_pem(certs.path(), "default.key", &default.key);
+    let mut args = vec![
+        "--default-certificate".to_owned(),
+        cert,
+        "--default-key".to_owned(),
+        key,
+        "--https-redirect-port".to_owned(),
+        "8443".to_owned(),
+    ];
+    args.extend(extra.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let gw = GatewayProcess::standalone(dir.path(), &args).await;
+    Setup {
+        ca,
+        _echo: echo,
+        dir,
+        certs,
+        gw,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sni_picks_exact_wildcard_and_default_certificates() {
+    let s = setup(&[]).await;
+    let trusting = TlsClient {
+        trust: Some(s.ca.pem()),
+        ..TlsClient::default()
+    };
+    let cases = [
+        (
+            Some("a.example.com"),
+            "a.example.com",
+            vec!["a.example.com"],
+        ),
+        (
+            Some("x.wild.example.com"),
+            "x.wild.example.com",
+            vec!["*.wild.example.com"],
+        ),
+        (
+            Some("plain.example.com"),
+            "plain.example.com",
+            vec!["default.example.net"],
+        ),
+        (
+            Some("unknown.example.org"),
+            "plain.example.com",
+            vec!["default.example.net"],
+        ),
+        (None, "plain.example.com", vec!["default.example.net"]),
+    ];
+    for (sni, host, names) in cases {
+        let mut conn = TlsClient::default().connect(s.gw.https, sni).await.unwrap();
+        assert_eq!(conn.server_names(), names, "certificate for SNI {sni:?}");
+        assert_eq!(conn.alpn.as_deref(), Some("h2"), "ALPN for {sni:?}");
+        let reply = conn.get(host, "/hello").await.unwrap();
+        assert_eq!(reply.status, 200, "{sni:?} {host}: {}", reply.text());
+        assert_eq!(
+            reply.echo().unwrap().header("x-forwarded-proto"),
+            Some("https")
+        );
+    }
+    // Verified against the CA, as a browser would.
+    for host in ["a.example.com", "x.wild.example.com"] {
+        let mut conn = trusting.connect(s.gw.https, Some(host)).await.unwrap();
+        assert_eq!(conn.get(host, "/").await.unwrap().status, 200);
+    }
+    // HTTP/1.1 when the client offers only that; TLS 1.3 by default.
+    let mut h1 = TlsClient {
+        alpn: Some(vec!["http/1.1"]),
+        ..TlsClient::default()
+    }
+    .connect(s.gw.https, Some("a.example.com"))
+    .await
+    .unwrap();
+    assert_eq!(h1.alpn.as_deref(), Some("http/1.1"));
+    assert!(h1.version.contains("TLSv1_3"), "{}", h1.version);
+    assert_eq!(h1.get("a.example.com", "/").await.unwrap().status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openssl_and_curl_see_the_right_certificates() {
+    let s = setup(&[]).await;
+    let port = s.gw.https.port();
+    let ca = write_pem(s.certs.path(), "ca.pem", &s.ca.pem());
+    for (sni, subject) in [
+        ("a.example.com", "CN=a.example.com"),
+        ("x.wild.example.com", "CN=*.wild.example.com"),
+        ("plain.example.com", "CN=default.example.net"),
+    ] {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", sni, "-alpn", "h2,http/1.1", "-CAfile", &ca])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl is installed");
+        let text = String::from_utf8_lossy(&out.stdout).replace(" = ", "=");
+        assert!(
+            text.contains(&format!("subject={subject}")),
+            "{sni}: {text}"
+        );
+        assert!(text.contains("ALPN protocol: h2"), "{sni}: {text}");
+        assert!(text.contains("Verify return code: 0 (ok)"), "{sni}: {text}");
+    }
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+        ])
+        .args([
+            "--cacert",
+            &ca,
+            "--resolve",
+            &format!("a.example.com:{port}:127.0.0.1"),
+        ])
+        .arg(format!("https://a.example.com:{port}/"))
+        .output()
+        .expect("curl is installed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2 200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_is_redirected_for_tls_hosts_and_hsts_is_sent() {
+    let s = setup(&[]).await;
+    let client = HttpClient::new();
+    let reply = client
+        .get(s.gw.http, "a.example.com", "/x?y=1")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 308);
+    assert_eq!(
+        reply.headers["location"].to_str().unwrap(),
+        "https://a.example.com:8443/x?y=1"
+    );
+    // ACME HTTP-01 challenges stay on plain HTTP (here: routed as usual).
+    let reply = client
+        .get(
+            s.gw.http,
+            "a.example.com",
+            "/.well-known/acme-challenge/token",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    // Hosts without TLS are not redirected.
+    let reply = client
+        .get(s.gw.http, "plain.example.com", "/")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+
+    let mut conn = TlsClient::default()
+        .connect(s.gw.https, Some("x.wild.example.com"))
+        .await
+        .unwrap();
+    let reply = conn.get("x.wild.example.com", "/").await.unwrap();
+    assert_eq!(
+        reply.headers["strict-transport-security"],
+        "max-age=600; includeSubDomains"
+    );
+    let mut conn = TlsClient::default()
+        .connect(s.gw.https, Some("a.example.com"))
+        .await
+        .unwrap();
+    let reply = conn.get("a.example.com", "/").await.unwrap();
+    assert!(reply.headers.get("strict-transport-security").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_secret_is_reported_and_its_host_gets_the_default_certificate() {
+    let s = setup(&[]).await;
+    let other = s.ca.server(&["a.example.com"]);
+    let good = s.ca.server(&["a.example.com"]);
+    // The key of another certificate: a mismatch.
+    let broken = Issued {
+        cert: good.cert.clone(),
+        key: other.key,
+    };
+    let text = std::fs::read_to_string(s.dir.path().join("config.yaml")).unwrap();
+    let text = format!("{text}---\n{}\n", tls_secret("a-cert-2", &broken))
+        .replace("secretName: a-cert\n", "secretName: a-cert-2\n");
+    let broken_dir = tempfile::tempdir().unwrap();
+    write_atomic(broken_dir.path(), "config.yaml", &text);
+    let (status, out) = run_gatehouse(&["validate", "-f", broken_dir.path().to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(
+        out.contains("spec.tls[0].secretName: Secret default/a-cert-2"),
+        "{out}"
+    );
+    assert!(out.contains("does not match the certificate"), "{out}");
+
+    // Served: the host falls back to the default certificate, the others
+    // are untouched, and the process keeps running.
+    write_atomic(s.dir.path(), "config.yaml", &text);
+    eventually(
+        Duration::from_secs(5),
+        "a.example.com falls back",
+        || async {
+            let conn = TlsClient::default()
+                .connect(s.gw.https, Some("a.example.com"))
+                .await
+                .unwrap();
+            conn.server_names() == ["default.example.net"]
+        },
+    )
+    .await;
+    let mut conn = TlsClient::default()
+        .connect(s.gw.https, Some("a.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(conn.get("a.example.com", "/").await.unwrap().status, 200);
+    let conn = TlsClient::default()
+        .connect(s.gw.https, Some("x.wild.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(conn.server_names(), ["*.wild.example.com"]);
+    assert!(s.gw.logs().contains("does not match the certificate"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_certificate_reaches_new_connections_without_a_failed_request() {
+    let s = setup(&[]).await;
+    let https = s.gw.https;
+    let first = TlsClient::default()
+        .connect(https, Some("a.example.com"))
+        .await
+        .unwrap()
+        .server_cert;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    // Two clients on long-lived connections, two opening a connection per
+    // request.
+    for fresh in [false, false, true, true] {
+        let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+        workers.push(tokio::spawn(async move {
+            let mut conn = TlsClient::default()
+                .connect(https, Some("a.example.com"))
+                .await
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if fresh {
+                    match TlsClient::default()
+                        .connect(https, Some("a.example.com"))
+                        .await
+                    {
+                        Ok(c) => conn = c,
+                        Err(e) => {
+                            failures.lock().unwrap().push(e);
+                            continue;
+                        }
+                    }
+                }
+                match conn.get("a.example.com", "/").await {
+                    Ok(r) if r.status == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("status {}", r.status)),
+                    Err(e) => failures.lock().unwrap().push(e),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = std::fs::read_to_string(s.dir.path().join("config.yaml")).unwrap();
+    let rotated = s.ca.server(&["a.example.com"]);
+    let start = text
+        .find("{\"apiVersion\":\"v1\",\"kind\":\"Secret\"")
+        .unwrap();
+    let end = start + text[start..].find('\n').unwrap();
+    let text = format!(
+        "{}{}{}",
+        &text[..start],
+        tls_secret("a-cert", &rotated),
+        &text[end..]
+    );
+    write_atomic(s.dir.path(), "config.yaml", &text);
+    eventually(
+        Duration::from_secs(5),
+        "the new certificate is served",
+        || async {
+            let conn = TlsClient::default()
+                .connect(https, Some("a.example.com"))
+                .await
+                .unwrap();
+            conn.server_cert != first
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "too little load to prove anything"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificates_are_required_verified_and_passed_on() {
+    let ca = Ca::new("server CA");
+    let clients = Ca::new("client CA");
+    let strangers = Ca::new("someone else");
+    let echo = EchoServer::start("echo").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("svc", &[echo.addr]),
+            tls_secret("m-cert", &ca.server(&["mtls.example.com"])),
+            ca_secret("client-ca", &clients.pem()),
+            route_with_tls(
+                "m",
+                "mtls.example.com",
+                "svc",
+                "{certificateRef: {name: m-cert}, clientValidation: {caCertificateRef: {name: client-ca}, forwardSubjectHeader: x-client-subject}}",
+            ),
+            route_with_tls(
+                "opt",
+                "optional.example.com",
+                "svc",
+                "{clientValidation: {caCertificateRef: {name: client-ca}, mode: Optional}}",
+            ),
+            ingress("plain", "plain.example.com", &[("/", "Prefix", "svc")]),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let alice = TlsClient {
+        client_cert: Some({
+            let i = clients.client("alice");
+            (i.cert, i.key)
+        }),
+        ..TlsClient::default()
+    };
+    let mallory = TlsClient {
+        client_cert: Some({
+            let i = strangers.client("mallory");
+            (i.cert, i.key)
+        }),
+        ..TlsClient::default()
+    };
+
+    let mut conn = alice
+        .connect(gw.https, Some("mtls.example.com"))
+        .await
+        .unwrap();
+    let reply = conn.get("mtls.example.com", "/").await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.echo().unwrap().header("x-client-subject"),
+        Some("CN=alice")
+    );
+
+    // No certificate, or one from another CA: no request gets through. In
+    // TLS 1.3 the server's refusal arrives after the client's handshake
+    // completes, so it shows on the first request.
+    for client in [&TlsClient::default(), &mallory] {
+        let outcome = match client.connect(gw.https, Some("mtls.example.com")).await {
+            Err(e) => Err(e),
+            Ok(mut c) => c.get("mtls.example.com", "/").await.map(|r| r.status),
+        };
+        assert!(outcome.is_err(), "refused, got {outcome:?}");
+    }
+
+    // Optional: without a certificate is fine, a bad one is not.
+    let mut conn = TlsClient::default()
+        .connect(gw.https, Some("optional.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.get("optional.example.com", "/").await.unwrap().status,
+        200
+    );
+    let outcome = match mallory
+        .connect(gw.https, Some("optional.example.com"))
+        .await
+    {
+        Err(e) => Err(e),
+        Ok(mut c) => c.get("optional.example.com", "/").await.map(|r| r.status),
+    };
+    assert!(
+        outcome.is_err(),
+        "a bad certificate is refused, got {outcome:?}"
+    );
+
+    // A connection made for another host cannot be used to reach the
+    // mTLS host, and a forged identity header is not passed on.
+    let mut conn = TlsClient::default()
+        .connect(gw.https, Some("plain.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(conn.get("mtls.example.com", "/").await.unwrap().status, 421);
+    assert_eq!(
+        conn.get("plain.example.com", "/").await.unwrap().status,
+        200
+    );
+}
