@@ -691,8 +691,11 @@ spec:
 ",
         )
         .await;
+    // Each kind's watch reconnects on its own backoff (at most 5 s plus
+    // jitter), so the ApiRoute watch may come back after the one that
+    // carried the change above.
     eventually(
-        Duration::from_secs(2),
+        Duration::from_secs(10),
         "a route created after the outage",
         || {
             let client = client.clone();

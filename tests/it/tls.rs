@@ -485,3 +485,102 @@ async fn client_certificates_are_required_verified_and_passed_on() {
         200
     );
 }
+
+fn route_to(name: &str, host: &str, service: &str, protocol: &str, backend_tls: &str) -> String {
+    format!(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: ApiRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ingressClassName: gatehouse\n  hostnames: [\"{host}\"]\n  rules:\n  - backendTls: {backend_tls}\n    backends: [{{name: {service}, port: 80, protocol: {protocol}}}]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_backends_are_verified_by_name_and_ca_with_optional_client_certificates() {
+    let upstream_ca = Ca::new("upstream CA");
+    let other_ca = Ca::new("another CA");
+    let gateway_clients = Ca::new("gateway client CA");
+    let good = upstream_ca.server(&["backend.internal"]);
+    let stranger = other_ca.server(&["backend.internal"]);
+    let secure = EchoServer::start_tls("secure", &good.cert, &good.key, None).await;
+    let impostor = EchoServer::start_tls("impostor", &stranger.cert, &stranger.key, None).await;
+    let picky =
+        EchoServer::start_tls("picky", &good.cert, &good.key, Some(&gateway_clients.pem())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = "{caCertificateRef: {name: upstream-ca}, serverName: backend.internal}";
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("secure", &[secure.addr]),
+            // Protocol and TLS belong to a cluster (a Service port), so the
+            // h2 route gets a Service of its own.
+            service("secure-h2", &[secure.addr]),
+            service("secure-name", &[secure.addr]),
+            service("secure-roots", &[secure.addr]),
+            service("impostor", &[impostor.addr]),
+            service("picky", &[picky.addr]),
+            service("picky-mutual", &[picky.addr]),
+            ca_secret("upstream-ca", &upstream_ca.pem()),
+            tls_secret("gateway-client", &gateway_clients.client("gatehouse")),
+            route_to("ok", "ok.example.com", "secure", "HTTPS", ca),
+            route_to("h2", "h2.example.com", "secure-h2", "GRPCS", ca),
+            route_to("impostor", "impostor.example.com", "impostor", "HTTPS", ca),
+            route_to(
+                "wrong-name",
+                "wrong-name.example.com",
+                "secure-name",
+                "HTTPS",
+                "{caCertificateRef: {name: upstream-ca}, serverName: other.internal}",
+            ),
+            route_to(
+                "system-roots",
+                "system.example.com",
+                "secure-roots",
+                "HTTPS",
+                "{serverName: backend.internal}",
+            ),
+            route_to("no-client-cert", "picky.example.com", "picky", "HTTPS", ca),
+            route_to(
+                "client-cert",
+                "mutual.example.com",
+                "picky-mutual",
+                "HTTPS",
+                "{caCertificateRef: {name: upstream-ca}, serverName: backend.internal, clientCertificateRef: {name: gateway-client}}",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let client = HttpClient::new();
+    let expect = [
+        ("ok.example.com", 200, Some("HTTP/1.1")),
+        ("h2.example.com", 200, Some("HTTP/2.0")),
+        ("mutual.example.com", 200, Some("HTTP/1.1")),
+        ("impostor.example.com", 502, None),
+        ("wrong-name.example.com", 502, None),
+        ("system.example.com", 502, None),
+        ("picky.example.com", 502, None),
+    ];
+    for (host, status, protocol) in expect {
+        let reply = match client.get(gw.http, host, "/over-tls").await {
+            Ok(r) => r,
+            Err(e) => panic!("{host}: {e}\n{}", gw.logs()),
+        };
+        assert_eq!(reply.status, status, "{host}: {}", reply.text());
+        if let Some(p) = protocol {
+            let echo = reply.echo().unwrap();
+            assert_eq!(echo.protocol, p, "{host}");
+            assert_eq!(echo.path, "/over-tls");
+        }
+    }
+    assert_eq!(
+        impostor.requests(),
+        0,
+        "nothing reaches an unverified backend"
+    );
+    let logs = gw.logs();
+    assert!(logs.contains("upstream TLS connection failed"), "{logs}");
+    assert!(logs.contains("UnknownIssuer"), "{logs}");
+    assert!(
+        logs.contains("certificate not valid for name \"other.internal\""),
+        "{logs}"
+    );
+}

@@ -96,6 +96,11 @@ pub struct RouteRule {
     )]
     pub name: Option<String>,
 
+    /// TLS to this rule's `HTTPS` and `GRPCS` backends: trusted CAs,
+    /// server name and client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_tls: Option<crate::tls::BackendTls>,
+
     /// Conditions a request must meet to use this rule. A request matches
     /// the rule when it meets ANY of the listed matches; within one match,
     /// every condition must hold. An empty list matches every request

@@ -89,3 +89,29 @@ pub enum ClientValidationMode {
     /// Clients may connect without a certificate.
     Optional,
 }
+
+/// TLS to a rule's backends. It applies to backends whose protocol is
+/// `HTTPS` or `GRPCS` (by `protocol` or the Service port's
+/// `appProtocol`); such backends without these settings are verified
+/// against the system's CAs with the Service's DNS name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTls {
+    /// A Secret in the route's namespace with the PEM CA bundle the
+    /// backends' certificates must chain to, under `ca.crt` (label it
+    /// `gatehouse.dev/secret` unless it is a `kubernetes.io/tls` Secret).
+    /// Default: the system's CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate_ref: Option<SecretRef>,
+
+    /// Name sent as SNI and checked against the backends' certificates.
+    /// Default: the Service's DNS name, `name.namespace.svc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub server_name: Option<String>,
+
+    /// A `kubernetes.io/tls` Secret whose certificate the gateway presents
+    /// to the backends (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_ref: Option<SecretRef>,
+}

@@ -10,16 +10,16 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::Full;
-use snapshot::{HealthCheckPolicy, UpstreamProtocol};
+use snapshot::HealthCheckPolicy;
 
 use crate::body::UpstreamBody;
 use crate::lb::{ClusterState, EndpointState};
-use crate::upstream::Upstreams;
+use crate::upstream::{Transport, Upstreams};
 
 pub(crate) fn spawn(
     cluster: &Arc<ClusterState>,
     policy: HealthCheckPolicy,
-    protocol: UpstreamProtocol,
+    transport: Transport,
     upstreams: Arc<Upstreams>,
 ) {
     let weak: Weak<ClusterState> = Arc::downgrade(cluster);
@@ -36,7 +36,7 @@ pub(crate) fn spawn(
             drop(cluster);
             let probes = endpoints
                 .iter()
-                .map(|e| probe(e, &policy, protocol, &upstreams));
+                .map(|e| probe(e, &policy, &transport, &upstreams));
             let results = futures_util::future::join_all(probes).await;
             for (endpoint, ok) in endpoints.iter().zip(results) {
                 update(&name, endpoint, ok, &policy);
@@ -48,7 +48,7 @@ pub(crate) fn spawn(
 async fn probe(
     endpoint: &EndpointState,
     policy: &HealthCheckPolicy,
-    protocol: UpstreamProtocol,
+    transport: &Transport,
     upstreams: &Upstreams,
 ) -> bool {
     let req = Request::builder()
@@ -58,7 +58,7 @@ async fn probe(
         .header(header::USER_AGENT, "gatehouse-health-check")
         .body(UpstreamBody::Buffered(Full::new(Bytes::new())));
     let Ok(req) = req else { return false };
-    let sent = upstreams.send(protocol, endpoint.addr, &endpoint.authority, req);
+    let sent = upstreams.send(transport, endpoint.addr, &endpoint.authority, req);
     match tokio::time::timeout(policy.timeout, sent).await {
         Ok(Ok(resp)) => {
             let ok = resp.status().is_success() || resp.status().is_redirection();

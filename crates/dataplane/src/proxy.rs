@@ -41,7 +41,7 @@ use crate::lb::{EndpointState, InFlight, Outcome, stable_hash};
 use crate::respond::ProxyError;
 use crate::retry;
 use crate::state::{Active, Gateway};
-use crate::upstream::{UpstreamConfig, UpstreamError, Upstreams};
+use crate::upstream::{Transport, UpstreamConfig, UpstreamError, Upstreams};
 
 /// Settings of the request pipeline.
 #[derive(Clone, Debug)]
@@ -594,12 +594,10 @@ impl Proxy {
                 } else {
                     head.request(attempt_body)
                 };
-                let sent = self.upstreams.send(
-                    cluster.protocol,
-                    endpoint.addr,
-                    &endpoint.authority,
-                    request,
-                );
+                let transport = Transport::of(cluster);
+                let sent =
+                    self.upstreams
+                        .send(&transport, endpoint.addr, &endpoint.authority, request);
                 let per_try = retry_policy
                     .and_then(|r| r.per_try_timeout)
                     .or(route.backend_timeout)
@@ -781,8 +779,12 @@ impl Proxy {
             .clone();
         let in_flight = InFlight::new(endpoint.clone());
         // Upgrades are an HTTP/1.1 mechanism whatever the cluster speaks.
+        let transport = Transport {
+            protocol: snapshot::UpstreamProtocol::Http1,
+            tls: cluster.tls.clone(),
+        };
         let sent = self.upstreams.send(
-            snapshot::UpstreamProtocol::Http1,
+            &transport,
             endpoint.addr,
             &endpoint.authority,
             head.request(body),
@@ -842,7 +844,7 @@ impl Proxy {
         if route.filters.mirrors.is_empty() {
             return body;
         }
-        let targets: Vec<(Arc<EndpointState>, snapshot::UpstreamProtocol)> = route
+        let targets: Vec<(Arc<EndpointState>, Transport)> = route
             .filters
             .mirrors
             .iter()
@@ -851,7 +853,7 @@ impl Proxy {
                 let (index, cluster) = cluster_of(active, &m.target).ok()?;
                 let endpoint =
                     active.clusters[index].pick(&LoadBalance::RoundRobin, None, None, None)?;
-                Some((endpoint.clone(), cluster.protocol))
+                Some((endpoint.clone(), Transport::of(cluster)))
             })
             .collect();
         if targets.is_empty() {
@@ -883,7 +885,7 @@ impl Proxy {
             let upstreams = self.upstreams.clone();
             let req = head.request(copy);
             tokio::spawn(async move {
-                let sent = upstreams.send(protocol, endpoint.addr, &endpoint.authority, req);
+                let sent = upstreams.send(&protocol, endpoint.addr, &endpoint.authority, req);
                 match tokio::time::timeout(timeout, sent).await {
                     Ok(Ok(resp)) => {
                         // Read the answer so the connection can be reused.

@@ -105,12 +105,13 @@ impl Gateway {
             .snapshot
             .clusters
             .iter()
-            .map(|c| (&*c.name, (&c.health_check, c.protocol)))
+            .map(|c| (&*c.name, (&c.health_check, c.protocol, &c.tls)))
             .collect();
         let mut clusters = Vec::with_capacity(snapshot.clusters.len());
         for c in &snapshot.clusters {
             let old = old_clusters.get(&*c.name);
-            let unchanged_health = old_health.get(&*c.name) == Some(&(&c.health_check, c.protocol));
+            let unchanged_health =
+                old_health.get(&*c.name) == Some(&(&c.health_check, c.protocol, &c.tls));
             let state = match old {
                 Some(s) if s.matches(c) && unchanged_health => Arc::clone(s),
                 _ => {
@@ -118,7 +119,12 @@ impl Gateway {
                     if let (Some(policy), Some(upstreams)) = (&c.health_check, self.upstreams.get())
                         && tokio::runtime::Handle::try_current().is_ok()
                     {
-                        crate::health::spawn(&state, policy.clone(), c.protocol, upstreams.clone());
+                        crate::health::spawn(
+                            &state,
+                            policy.clone(),
+                            crate::upstream::Transport::of(c),
+                            upstreams.clone(),
+                        );
                     }
                     state
                 }

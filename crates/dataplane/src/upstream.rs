@@ -7,18 +7,21 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use snapshot::UpstreamProtocol;
+use rustls::pki_types::ServerName;
+use snapshot::{Cluster, UpstreamProtocol, UpstreamTls};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::body::{BoxError, UpstreamBody};
 
@@ -33,6 +36,26 @@ pub(crate) enum UpstreamError {
     Reset(#[source] BoxError),
 }
 
+/// How to reach a cluster's endpoints: the HTTP version, and TLS when the
+/// backend asks for it.
+#[derive(Clone, Debug)]
+pub(crate) struct Transport {
+    pub(crate) protocol: UpstreamProtocol,
+    pub(crate) tls: Option<Arc<UpstreamTls>>,
+}
+
+impl Transport {
+    pub(crate) fn of(cluster: &Cluster) -> Self {
+        Self {
+            protocol: cluster.protocol,
+            tls: cluster.tls.clone(),
+        }
+    }
+}
+
+type TlsClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+type H2Sender = http2::SendRequest<UpstreamBody>;
+
 /// Settings of upstream connections.
 #[derive(Clone, Debug)]
 pub(crate) struct UpstreamConfig {
@@ -46,6 +69,11 @@ pub(crate) struct UpstreamConfig {
 pub(crate) struct Upstreams {
     http1: Client<HttpConnector, UpstreamBody>,
     h2: Mutex<HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>>,
+    /// HTTP/1.1 over TLS: a pooled client per distinct TLS setting.
+    tls_http1: Mutex<HashMap<Arc<UpstreamTls>, TlsClient>>,
+    /// HTTP/2 over TLS: one connection per endpoint and TLS setting.
+    tls_h2: Mutex<HashMap<(SocketAddr, Arc<UpstreamTls>), H2Sender>>,
+    config: UpstreamConfig,
     connect_timeout: Duration,
 }
 
@@ -66,6 +94,9 @@ impl Upstreams {
         Self {
             http1,
             h2: Mutex::new(HashMap::new()),
+            tls_http1: Mutex::new(HashMap::new()),
+            tls_h2: Mutex::new(HashMap::new()),
+            config: config.clone(),
             connect_timeout: config.connect_timeout,
         }
     }
@@ -74,7 +105,7 @@ impl Upstreams {
     /// names the virtual host) to `endpoint` over `protocol`.
     pub(crate) async fn send(
         &self,
-        protocol: UpstreamProtocol,
+        transport: &Transport,
         endpoint: SocketAddr,
         authority: &Authority,
         mut req: Request<UpstreamBody>,
@@ -84,12 +115,25 @@ impl Upstreams {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        match protocol {
+        let tls = transport.tls.as_ref();
+        match transport.protocol {
             UpstreamProtocol::Http1 => {
-                *req.uri_mut() = uri(authority.clone(), path_and_query);
+                let scheme = if tls.is_some() {
+                    UriScheme::HTTPS
+                } else {
+                    UriScheme::HTTP
+                };
+                *req.uri_mut() = uri(scheme, authority.clone(), path_and_query);
                 *req.version_mut() = Version::HTTP_11;
-                self.http1.request(req).await.map_err(|e| {
+                let sent = match tls {
+                    None => self.http1.request(req).await,
+                    Some(tls) => self.tls_http1_client(tls)?.request(req).await,
+                };
+                sent.map_err(|e| {
                     if e.is_connect() {
+                        if let Some(tls) = tls {
+                            tracing::warn!(%endpoint, server_name = %tls.server_name, error = %connect_error(&e), "upstream TLS connection failed");
+                        }
                         UpstreamError::Connect(Box::new(e))
                     } else {
                         UpstreamError::Reset(Box::new(e))
@@ -103,10 +147,18 @@ impl Upstreams {
                     .get(http::header::HOST)
                     .and_then(|h| Authority::try_from(h.as_bytes()).ok())
                     .unwrap_or_else(|| authority.clone());
-                *req.uri_mut() = uri(host, path_and_query);
+                let scheme = if tls.is_some() {
+                    UriScheme::HTTPS
+                } else {
+                    UriScheme::HTTP
+                };
+                *req.uri_mut() = uri(scheme, host, path_and_query);
                 *req.version_mut() = Version::HTTP_2;
                 req.headers_mut().remove(http::header::HOST);
-                let mut sender = self.h2_sender(endpoint).await?;
+                let mut sender = match tls {
+                    None => self.h2_sender(endpoint).await?,
+                    Some(tls) => self.tls_h2_sender(endpoint, tls).await?,
+                };
                 sender
                     .send_request(req)
                     .await
@@ -145,6 +197,80 @@ impl Upstreams {
         Ok(sender)
     }
 
+    /// The pooled HTTP/1.1-over-TLS client for `tls`, made on first use.
+    fn tls_http1_client(&self, tls: &Arc<UpstreamTls>) -> Result<TlsClient, UpstreamError> {
+        let mut clients = lock(&self.tls_http1);
+        if let Some(c) = clients.get(tls) {
+            return Ok(c.clone());
+        }
+        // hyper-rustls sets ALPN itself from the enabled protocols.
+        let config = client_config(tls, None)?;
+        let name = server_name(tls)?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(self.config.connect_timeout));
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .with_server_name_resolver(FixedServerNameResolver::new(name))
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.config.idle_timeout)
+            .pool_max_idle_per_host(self.config.max_idle)
+            .pool_timer(TokioTimer::new())
+            .set_host(false)
+            .build(https);
+        clients.insert(tls.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// An open HTTP/2-over-TLS connection to `endpoint`, made on first use.
+    async fn tls_h2_sender(
+        &self,
+        endpoint: SocketAddr,
+        tls: &Arc<UpstreamTls>,
+    ) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
+        let key = (endpoint, tls.clone());
+        if let Some(s) = lock(&self.tls_h2).get(&key).filter(|s| !s.is_closed()) {
+            return Ok(s.clone());
+        }
+        let config = client_config(tls, Some(b"h2"))?;
+        let name = server_name(tls)?;
+        let connect = async {
+            let tcp = TcpStream::connect(endpoint)
+                .await
+                .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+            let _ = tcp.set_nodelay(true);
+            TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(%endpoint, server_name = %tls.server_name, error = %e, "upstream TLS handshake failed");
+                    UpstreamError::Connect(Box::new(e))
+                })
+        };
+        let stream = tokio::time::timeout(self.connect_timeout, connect)
+            .await
+            .map_err(|_| UpstreamError::Connect("connect timed out".into()))??;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .adaptive_window(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%endpoint, error = %e, "upstream HTTP/2 connection ended");
+            }
+        });
+        lock(&self.tls_h2).insert(key, sender.clone());
+        Ok(sender)
+    }
+
     fn lock_h2(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>> {
@@ -156,9 +282,45 @@ impl Upstreams {
     }
 }
 
-fn uri(authority: Authority, path_and_query: PathAndQuery) -> Uri {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another request panicked while holding
+    // it; the map itself is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn client_config(
+    tls: &UpstreamTls,
+    alpn: Option<&[u8]>,
+) -> Result<rustls::ClientConfig, UpstreamError> {
+    let client = tls
+        .client_certificate
+        .as_ref()
+        .map(|c| (&*c.chain_pem, &*c.key_pem));
+    let alpn: Vec<&[u8]> = alpn.into_iter().collect();
+    tls::client_config(tls.ca_pem.as_deref(), client, &alpn).map_err(|e| {
+        tracing::warn!(server_name = %tls.server_name, error = %e, "upstream TLS settings unusable");
+        UpstreamError::Connect(Box::new(e))
+    })
+}
+
+fn server_name(tls: &UpstreamTls) -> Result<ServerName<'static>, UpstreamError> {
+    ServerName::try_from(tls.server_name.to_string())
+        .map_err(|e| UpstreamError::Connect(Box::new(e)))
+}
+
+/// The innermost cause of a connect error: the TLS verification failure
+/// rather than hyper's "client error (Connect)".
+fn connect_error(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}
+
+fn uri(scheme: UriScheme, authority: Authority, path_and_query: PathAndQuery) -> Uri {
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(UriScheme::HTTP);
+    parts.scheme = Some(scheme);
     parts.authority = Some(authority);
     parts.path_and_query = Some(path_and_query);
     Uri::from_parts(parts).expect("scheme, authority and path always form a URI")

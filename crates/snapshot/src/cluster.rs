@@ -29,6 +29,25 @@ pub struct Cluster {
     /// Active health checking, if configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckPolicy>,
+    /// TLS to the endpoints (`HTTPS` and `GRPCS` backends).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Arc<UpstreamTls>>,
+}
+
+/// How the gateway speaks TLS to a cluster's endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTls {
+    /// Name sent as SNI and checked against the endpoint's certificate.
+    pub server_name: Box<str>,
+    /// Where the trusted CAs came from; `None`: the system's roots.
+    pub ca_source: Option<Arc<str>>,
+    /// PEM CA bundle the endpoints' certificates must chain to.
+    #[serde(skip)]
+    pub ca_pem: Option<Arc<[u8]>>,
+    /// Client certificate presented to the endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<crate::Certificate>,
 }
 
 impl Cluster {
@@ -40,6 +59,7 @@ impl Cluster {
             protocol: UpstreamProtocol::default(),
             outlier: OutlierPolicy::default(),
             health_check: None,
+            tls: None,
         }
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use cluster::{Cluster, ClusterIndex, Endpoint};
+pub use cluster::{Cluster, ClusterIndex, Endpoint, UpstreamTls};
 pub use filters::{
     Filters, HeaderModifier, Mirror, PathRewrite, Redirect, RedirectFrom, Rewrite, Scheme,
 };

@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 use crate::host::{HostIndex, HostPattern};
 
 /// A certificate chain and its private key.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Certificate {
     /// Where it came from: `namespace/secret` or a file name.

@@ -93,7 +93,37 @@ impl EchoServer {
         Self::start_with(name, addr, Duration::ZERO).await
     }
 
+    /// Starts an echo backend speaking HTTPS (HTTP/1.1 and h2 by ALPN)
+    /// with the PEM `cert` and `key`, requiring client certificates from
+    /// `client_ca` when given.
+    pub async fn start_tls(name: &str, cert: &str, key: &str, client_ca: Option<&str>) -> Self {
+        let ck =
+            Arc::new(tls::certified_key(cert.as_bytes(), key.as_bytes()).expect("a usable pair"));
+        let auth = client_ca.map(|pem| tls::ClientAuth {
+            roots: Arc::new(tls::ca_bundle(pem.as_bytes()).expect("a CA bundle")),
+            required: true,
+        });
+        let config = tls::server_config(ck, auth.as_ref()).expect("a server configuration");
+        Self::start_inner(
+            name,
+            "127.0.0.1:0".parse().expect("valid address"),
+            Duration::ZERO,
+            Some(Arc::new(config)),
+        )
+        .await
+        .expect("bind a free loopback port")
+    }
+
     async fn start_with(name: &str, addr: SocketAddr, delay: Duration) -> std::io::Result<Self> {
+        Self::start_inner(name, addr, delay, None).await
+    }
+
+    async fn start_inner(
+        name: &str,
+        addr: SocketAddr,
+        delay: Duration,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicU64::new(0));
@@ -137,11 +167,25 @@ impl EchoServer {
                         Ok::<_, Infallible>(answer(&name, req).await)
                     }
                 });
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
                 let mut stopped = stopped.clone();
+                let builder = builder.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
+                    let Some(config) = tls else {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        tokio::select! {
+                            _ = conn => {}
+                            _ = stopped.changed() => {}
+                        }
+                        return;
+                    };
+                    let Ok(stream) = tokio_rustls::TlsAcceptor::from(config).accept(stream).await
+                    else {
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = conn => {}
                         _ = stopped.changed() => {}

@@ -236,6 +236,53 @@ pub fn client_verifier(
         .map_err(|e| CertError::BadCertificate(e.to_string()))
 }
 
+/// The system's trusted CAs (read once; empty when none are installed,
+/// so verification then fails rather than trusting anything).
+pub fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                tracing::warn!("no system CA certificates found; HTTPS backends need a CA bundle");
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// A client configuration for TLS to upstreams: verified against
+/// `ca_pem` (else the system's CAs), presenting `client` (PEM chain and
+/// key) when given, offering `alpn`.
+pub fn client_config(
+    ca_pem: Option<&[u8]>,
+    client: Option<(&[u8], &[u8])>,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig, CertError> {
+    let roots = match ca_pem {
+        Some(pem) => Arc::new(ca_bundle(pem)?),
+        None => system_roots(),
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| CertError::BadKey(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some((chain_pem, key_pem)) => {
+            let certs = chain(chain_pem)?;
+            let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| CertError::NoKey)?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| CertError::BadKey(e.to_string()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
 /// Always presents one certificate.
 #[derive(Debug)]
 struct Fixed(Arc<CertifiedKey>);

@@ -58,6 +58,7 @@ struct Ctx<'a> {
     namespace: Arc<str>,
     created: Option<i64>,
     backends: &'a Backends<'a>,
+    resources: &'a ResourceSet,
 }
 
 fn translate_one(
@@ -74,6 +75,7 @@ fn translate_one(
         origin,
         created: created_seconds(&route.metadata),
         backends,
+        resources,
     };
 
     let mut hosts = Vec::new();
@@ -208,7 +210,17 @@ fn translate_rule(
     }
 
     let traffic = crate::traffic::route_traffic(rule, field, &mut errors);
-    let cluster_settings = crate::traffic::cluster_settings(rule, field, &mut errors);
+    let mut cluster_settings = crate::traffic::cluster_settings(rule, field, &mut errors);
+    if let Some(tls) = &rule.backend_tls {
+        cluster_settings.backend_tls = Some(crate::tls::backend_tls(
+            tls,
+            &ctx.object,
+            &ctx.namespace,
+            &format!("{field}.backendTls"),
+            ctx.resources,
+            diags,
+        ));
+    }
 
     // Filters and backends are checked even when the rule is already
     // rejected, so one run reports every problem of the rule; clusters are

@@ -224,11 +224,23 @@ pub(crate) fn target(
             return unresolved(e.message);
         }
     };
+    let mut settings = usage.settings;
     let protocol = match crate::traffic::protocol(usage.protocol, resolved.app_protocol.as_deref())
     {
-        Ok((p, warning)) => {
+        Ok((p, tls, warning)) => {
             if let Some(w) = warning {
                 diags.warning(usage.object, usage.field.to_owned(), Reason::Unsupported, w);
+            }
+            let draft = settings.backend_tls.clone();
+            if tls {
+                settings.tls = Some(Arc::new(draft.unwrap_or_default().finish(&resolved.name)));
+            } else if draft.is_some() {
+                diags.warning(
+                    usage.object,
+                    usage.field.to_owned(),
+                    Reason::Unsupported,
+                    "backendTls applies to HTTPS and GRPCS backends only; this backend speaks plain text",
+                );
             }
             p
         }
@@ -249,7 +261,7 @@ pub(crate) fn target(
         resolved.name,
         resolved.endpoints,
         protocol,
-        usage.settings,
+        settings,
         format!("{} ({})", usage.object, usage.field),
     );
     if let Some(w) = conflict {

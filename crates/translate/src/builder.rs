@@ -223,6 +223,7 @@ impl Builder {
                 protocol: d.protocol,
                 outlier: d.settings.outlier,
                 health_check: d.settings.health_check,
+                tls: d.settings.tls,
             })
             .collect();
         let resolve = |target: &mut BackendTarget| {

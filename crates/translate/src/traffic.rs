@@ -1,11 +1,12 @@
 //! Traffic settings of ApiRoute rules, compiled into snapshot policies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use api::{BackendProtocol, CompressionAlgorithm, LoadBalancerPolicy, RetryOn, RouteRule};
 use snapshot::{
     Affinity, CompressionPolicy, Encoding, HashKey, HealthCheckPolicy, LoadBalance, OutlierPolicy,
-    RetryPolicy, Traffic, UpstreamProtocol,
+    RetryPolicy, Traffic, UpstreamProtocol, UpstreamTls,
 };
 
 use crate::filters::FieldError;
@@ -17,6 +18,37 @@ use crate::values::{check_header_name, normalize_rule_path, parse_duration};
 pub(crate) struct ClusterSettings {
     pub(crate) outlier: OutlierPolicy,
     pub(crate) health_check: Option<HealthCheckPolicy>,
+    /// What the rule says about TLS to its backends (`backendTls`).
+    pub(crate) backend_tls: Option<BackendTlsDraft>,
+    /// TLS to the endpoints, settled once the protocol is known.
+    pub(crate) tls: Option<Arc<UpstreamTls>>,
+}
+
+/// `backendTls` with its Secrets read; the server name defaults to the
+/// Service's DNS name once the backend is known.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct BackendTlsDraft {
+    pub(crate) server_name: Option<Box<str>>,
+    pub(crate) ca_source: Option<Arc<str>>,
+    pub(crate) ca_pem: Option<Arc<[u8]>>,
+    pub(crate) client_certificate: Option<snapshot::Certificate>,
+}
+
+impl BackendTlsDraft {
+    /// The settings for the cluster `namespace/service:port`.
+    pub(crate) fn finish(self, cluster: &str) -> UpstreamTls {
+        let server_name = self.server_name.unwrap_or_else(|| {
+            let (ns, rest) = cluster.split_once('/').unwrap_or(("default", cluster));
+            let service = rest.split_once(':').map_or(rest, |(s, _)| s);
+            format!("{service}.{ns}.svc").into()
+        });
+        UpstreamTls {
+            server_name,
+            ca_source: self.ca_source,
+            ca_pem: self.ca_pem,
+            client_certificate: self.client_certificate,
+        }
+    }
 }
 
 fn duration(
@@ -330,26 +362,28 @@ pub(crate) fn cluster_settings(
 pub(crate) fn protocol(
     explicit: Option<BackendProtocol>,
     app_protocol: Option<&str>,
-) -> Result<(UpstreamProtocol, Option<String>), String> {
+) -> Result<(UpstreamProtocol, bool, Option<String>), String> {
     match explicit {
-        Some(BackendProtocol::HTTP) => return Ok((UpstreamProtocol::Http1, None)),
+        Some(BackendProtocol::HTTP) => return Ok((UpstreamProtocol::Http1, false, None)),
         Some(BackendProtocol::H2C | BackendProtocol::GRPC) => {
-            return Ok((UpstreamProtocol::H2c, None));
+            return Ok((UpstreamProtocol::H2c, false, None));
         }
-        Some(BackendProtocol::HTTPS | BackendProtocol::GRPCS) => {
-            return Err("TLS to backends (HTTPS, GRPCS) is not supported yet".into());
-        }
+        Some(BackendProtocol::HTTPS) => return Ok((UpstreamProtocol::Http1, true, None)),
+        Some(BackendProtocol::GRPCS) => return Ok((UpstreamProtocol::H2c, true, None)),
         None => {}
     }
     match app_protocol.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("http" | "http1" | "kubernetes.io/ws") => Ok((UpstreamProtocol::Http1, None)),
-        Some("kubernetes.io/h2c" | "h2c" | "grpc" | "http2") => Ok((UpstreamProtocol::H2c, None)),
-        Some("https" | "kubernetes.io/wss" | "grpcs") => Err(
-            "the Service port's appProtocol asks for TLS, which is not supported for backends yet"
-                .into(),
-        ),
+        None | Some("http" | "http1" | "kubernetes.io/ws") => {
+            Ok((UpstreamProtocol::Http1, false, None))
+        }
+        Some("kubernetes.io/h2c" | "h2c" | "grpc" | "http2") => {
+            Ok((UpstreamProtocol::H2c, false, None))
+        }
+        Some("https" | "kubernetes.io/wss") => Ok((UpstreamProtocol::Http1, true, None)),
+        Some("grpcs") => Ok((UpstreamProtocol::H2c, true, None)),
         Some(other) => Ok((
             UpstreamProtocol::Http1,
+            false,
             Some(format!(
                 "appProtocol {other:?} is not one Gatehouse knows (http, https, kubernetes.io/h2c, grpc); using HTTP/1.1"
             )),
