@@ -29,6 +29,27 @@ pub struct RouteTls {
     /// Verify client certificates (mutual TLS) for the route's hostnames.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_validation: Option<ClientValidation>,
+
+    /// Obtain and renew the certificate automatically from the ACME
+    /// server Gatehouse is configured with (`--acme-directory`), proving
+    /// control of each hostname with an HTTP-01 challenge that Gatehouse
+    /// answers itself. The certificate is stored in the Secret named by
+    /// `certificateRef` (default `<route name>-tls`) and renewed when two
+    /// thirds of its lifetime have passed. Hostnames must be exact names
+    /// (HTTP-01 cannot prove a wildcard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<Acme>,
+}
+
+/// Automatic certificates.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Acme {
+    /// Contact e-mail for the certificate's ACME account. Default: the
+    /// one Gatehouse is configured with (`--acme-email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 254))]
+    pub email: Option<String>,
 }
 
 /// A Secret in the same namespace.

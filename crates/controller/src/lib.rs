@@ -7,6 +7,7 @@
 //! translator and hands each new snapshot to the data plane's publish
 //! function.
 
+pub mod acme;
 pub mod kube;
 pub mod manifests;
 pub mod pipeline;

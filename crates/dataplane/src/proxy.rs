@@ -275,6 +275,17 @@ impl Proxy {
         let peer_trusted = trusted.iter().any(|c| c.contains(conn.peer.ip()));
         let client_ip = clientinfo::client_ip(conn.peer.ip(), &parts.headers, trusted);
 
+        // Phase 2a: ACME HTTP-01 answers, for any host, before routing.
+        if let Some(token) = path.strip_prefix(ACME_CHALLENGE_PREFIX)
+            && let Some(answer) = active.snapshot.acme.challenges.get(token)
+        {
+            let mut resp = Response::new(ProxyBody::full(Bytes::from(answer.to_string())));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            return Ok(resp);
+        }
         let mut client_subject = None;
         // Phase 2b: transport security. Hosts with TLS settings get their
         // HTTP requests redirected, their HSTS header, and — when they

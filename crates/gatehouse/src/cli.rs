@@ -167,6 +167,30 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 443)]
     pub(crate) https_redirect_port: u16,
 
+    /// ACME directory URL; enables `spec.tls.acme` on ApiRoutes (for
+    /// example `https://acme-v02.api.letsencrypt.org/directory`).
+    #[arg(long, env = "GATEHOUSE_ACME_DIRECTORY")]
+    pub(crate) acme_directory: Option<String>,
+
+    /// Contact e-mail of the ACME account.
+    #[arg(long, env = "GATEHOUSE_ACME_EMAIL")]
+    pub(crate) acme_email: Option<String>,
+
+    /// PEM CA certificate the ACME server's own HTTPS is verified against
+    /// (private or test ACME servers).
+    #[arg(long)]
+    pub(crate) acme_ca_bundle: Option<PathBuf>,
+
+    /// Standalone mode: directory where ACME keeps its account,
+    /// certificates and state (as Secret manifests, read like
+    /// `--manifests`). Created if missing; keep it private.
+    #[arg(long)]
+    pub(crate) acme_storage: Option<PathBuf>,
+
+    /// First retry delay after a failed ACME order; doubles up to 1h.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) acme_retry_min: Duration,
+
     /// Address of the admin listener (`/healthz`, `/readyz`,
     /// `/debug/snapshot`). Keep it on loopback or a private network.
     #[arg(long, default_value = "127.0.0.1:9901", env = "GATEHOUSE_ADMIN_ADDR")]
@@ -251,6 +275,7 @@ impl TranslateArgs {
             watch_ingress_without_class: self.watch_ingress_without_class,
             default_backend: self.default_backend_service.clone(),
             now: None,
+            acme_state: None,
         }
     }
 }

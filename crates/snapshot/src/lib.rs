@@ -40,7 +40,7 @@ pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{
     Action, BackendTarget, DirectResponse, Forward, Origin, Route, RouteIndex, WeightedBackend,
 };
-pub use tls::{Certificate, ClientValidation, TlsHost, TlsHosts};
+pub use tls::{AcmeCertificate, AcmeState, Certificate, ClientValidation, TlsHost, TlsHosts};
 pub use traffic::{
     Affinity, CompressionPolicy, Encoding, HashKey, HealthCheckPolicy, LoadBalance, OutlierPolicy,
     RetryPolicy, Traffic, UpstreamProtocol,
@@ -65,6 +65,8 @@ pub struct Snapshot {
     pub clusters: Vec<Cluster>,
     /// TLS settings per host, for the HTTPS listener and HTTP redirects.
     pub tls: TlsHosts,
+    /// Certificates kept issued by ACME, and the challenges being answered.
+    pub acme: AcmeState,
     #[serde(skip)]
     hosts: HostIndex,
 }
@@ -171,6 +173,7 @@ impl Snapshot {
             routes,
             clusters,
             tls: TlsHosts::default(),
+            acme: AcmeState::default(),
             hosts,
         };
         if let Err(e) = snapshot.check_references() {
@@ -214,6 +217,13 @@ impl Snapshot {
     #[must_use]
     pub fn with_tls(mut self, tls: TlsHosts) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// The same snapshot with this ACME state.
+    #[must_use]
+    pub fn with_acme(mut self, acme: AcmeState) -> Self {
+        self.acme = acme;
         self
     }
 

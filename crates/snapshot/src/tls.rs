@@ -114,3 +114,33 @@ impl TlsHosts {
         self.hosts.is_empty()
     }
 }
+
+/// A certificate the ACME manager keeps issued: which names, stored where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcmeCertificate {
+    /// Namespace of the Secret the certificate is stored in.
+    pub namespace: Box<str>,
+    /// Name of that Secret.
+    pub secret: Box<str>,
+    /// The DNS names to certify, sorted.
+    pub names: Vec<Box<str>>,
+    /// Account contact, if the route names one.
+    pub email: Option<Box<str>>,
+    /// The object that asked for it.
+    pub origin: Arc<str>,
+    /// Validity of the certificate stored now, Unix seconds (`None`: none
+    /// stored or unusable).
+    pub current: Option<(i64, i64)>,
+}
+
+/// ACME state every replica serves: pending HTTP-01 answers (token → key
+/// authorization) and the last error per certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcmeState {
+    /// Certificates to keep issued.
+    pub certificates: Vec<AcmeCertificate>,
+    /// HTTP-01 answers, served at `/.well-known/acme-challenge/<token>`.
+    pub challenges: std::collections::BTreeMap<Box<str>, Box<str>>,
+}

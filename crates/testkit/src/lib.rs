@@ -10,6 +10,7 @@ pub mod echo;
 pub mod grpc;
 pub mod kubesim;
 pub mod manifests;
+pub mod pebble;
 pub mod pki;
 pub mod process;
 pub mod scale;

@@ -581,6 +581,28 @@ fn propose_tls(
     if tls.client_validation.is_some() && client.is_none() {
         return;
     }
+    let mut secret = tls.certificate_ref.as_ref().map(|r| r.name.clone());
+    let acme = match &tls.acme {
+        None => None,
+        Some(acme) => {
+            if let Some(wild) = hosts.iter().find(|h| !matches!(h, HostPattern::Exact(_))) {
+                diags.error(
+                    &ctx.object,
+                    "spec.tls.acme",
+                    Reason::InvalidField,
+                    format!("{wild}: HTTP-01 can only prove exact hostnames; use a certificateRef for wildcards"),
+                );
+                return;
+            }
+            let name = secret
+                .get_or_insert_with(|| format!("{}-tls", ctx.origin.name))
+                .clone();
+            Some(crate::tls::AcmeRequest {
+                secret: name,
+                email: acme.email.clone(),
+            })
+        }
+    };
     builder.tls.propose(
         hosts,
         crate::tls::Request {
@@ -588,7 +610,8 @@ fn propose_tls(
             created: ctx.created,
             namespace: &ctx.namespace,
             field: "spec.tls.certificateRef".to_owned(),
-            secret: tls.certificate_ref.as_ref().map(|r| r.name.as_str()),
+            secret: secret.as_deref(),
+            acme,
             redirect: tls.https_redirect.unwrap_or(true),
             hsts,
             client,

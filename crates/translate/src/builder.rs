@@ -170,7 +170,11 @@ impl Builder {
     /// Orders every host's entries, drops entries shadowed by an
     /// identical, higher-ranked one (with a diagnostic on the loser), and
     /// assigns cluster indexes.
-    pub(crate) fn finish(self, diags: &mut Diagnostics) -> Snapshot {
+    pub(crate) fn finish(
+        self,
+        self_challenges: BTreeMap<Box<str>, Box<str>>,
+        diags: &mut Diagnostics,
+    ) -> Snapshot {
         let Self {
             hosts,
             mut routes,
@@ -178,7 +182,7 @@ impl Builder {
             tls,
             ..
         } = self;
-        let tls = tls.finish(diags);
+        let (tls, acme_certificates) = tls.finish(diags);
 
         let mut virtual_hosts = Vec::with_capacity(hosts.len());
         for (host, mut ranked) in hosts {
@@ -246,7 +250,12 @@ impl Builder {
                 .iter_mut()
                 .for_each(|m| resolve(&mut m.target));
         }
-        Snapshot::new(virtual_hosts, routes, cluster_list).with_tls(tls)
+        Snapshot::new(virtual_hosts, routes, cluster_list)
+            .with_tls(tls)
+            .with_acme(snapshot::AcmeState {
+                certificates: acme_certificates,
+                challenges: self_challenges,
+            })
     }
 }
 

@@ -452,6 +452,7 @@ fn propose_tls(
                 namespace,
                 field: format!("spec.tls[{i}].secretName"),
                 secret: entry.secret_name.as_deref().filter(|s| !s.is_empty()),
+                acme: None,
                 redirect: annotations.ssl_redirect.unwrap_or(true),
                 hsts: None,
                 client: None,

@@ -123,6 +123,9 @@ pub struct Options {
     pub default_backend: Option<ServicePortRef>,
     /// The time certificates are checked against; `None`: now.
     pub now: Option<std::time::SystemTime>,
+    /// The ACME manager's state Secret (`namespace`, `name`): HTTP-01
+    /// answers and errors to report. `None`: ACME is off.
+    pub acme_state: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -133,6 +136,7 @@ impl Default for Options {
             watch_ingress_without_class: false,
             default_backend: None,
             now: None,
+            acme_state: None,
         }
     }
 }
@@ -164,6 +168,9 @@ pub fn translate(resources: &ResourceSet, options: &Options) -> Output {
     let mut diags = diagnostics::Diagnostics::default();
     let mut builder = builder::Builder::default();
     builder.tls = tls::Collector::at(options.now.unwrap_or_else(std::time::SystemTime::now));
+    let challenges = builder
+        .tls
+        .read_acme_state(resources, options.acme_state.as_ref());
     let backends = backends::Backends::index(resources);
     let classes = class::Classes::new(&resources.ingress_classes, options);
 
@@ -190,7 +197,7 @@ pub fn translate(resources: &ResourceSet, options: &Options) -> Output {
         ingress::add_global_default(default, &backends, &mut builder, &mut diags);
     }
 
-    let snapshot = builder.finish(&mut diags);
+    let snapshot = builder.finish(challenges, &mut diags);
     Output {
         snapshot,
         diagnostics: diags.into_sorted(),

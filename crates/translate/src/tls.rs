@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use http::HeaderName;
 use k8s_openapi::api::core::v1::Secret;
-use snapshot::{Certificate, ClientValidation, HostPattern, TlsHost, TlsHosts};
+use snapshot::{AcmeCertificate, Certificate, ClientValidation, HostPattern, TlsHost, TlsHosts};
 
 use crate::ResourceSet;
 use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
@@ -31,6 +31,11 @@ pub(crate) struct Collector {
     proposals: BTreeMap<HostPattern, Vec<Proposal>>,
     /// The time certificates are checked against.
     now: SystemTime,
+    /// Certificates to keep issued by ACME.
+    acme: Vec<AcmeCertificate>,
+    /// The ACME manager's last error per certificate Secret
+    /// (`namespace/name`).
+    acme_errors: BTreeMap<String, String>,
 }
 
 impl Default for Collector {
@@ -47,9 +52,18 @@ pub(crate) struct Request<'a> {
     /// The field holding the certificate reference, for diagnostics.
     pub(crate) field: String,
     pub(crate) secret: Option<&'a str>,
+    /// The Secret is written by the ACME manager: its absence means
+    /// "not issued yet", not an error.
+    pub(crate) acme: Option<AcmeRequest>,
     pub(crate) redirect: bool,
     pub(crate) hsts: Option<Arc<str>>,
     pub(crate) client: Option<ClientRequest<'a>>,
+}
+
+/// An ACME-managed certificate, before its Secret is read.
+pub(crate) struct AcmeRequest {
+    pub(crate) secret: String,
+    pub(crate) email: Option<String>,
 }
 
 /// A client-certificate requirement, before the CA Secret is read.
@@ -86,6 +100,8 @@ impl Collector {
         Self {
             proposals: BTreeMap::new(),
             now,
+            acme: Vec::new(),
+            acme_errors: BTreeMap::new(),
         }
     }
 
@@ -103,6 +119,15 @@ impl Collector {
         let certificate = request.secret.and_then(|name| {
             let source: Arc<str> = format!("{}/{name}", request.namespace).into();
             let Some(s) = secret(resources, request.namespace, name) else {
+                if request.acme.is_some() {
+                    diags.warning(
+                        object,
+                        "spec.tls.acme",
+                        Reason::SecretNotFound,
+                        format!("the certificate is not issued yet (ACME, Secret {source}); the default certificate is served until it is"),
+                    );
+                    return None;
+                }
                 diags.error(
                     object,
                     request.field.clone(),
@@ -151,6 +176,34 @@ impl Collector {
                 }
             }
         });
+        if let Some(acme) = request.acme {
+            let source = format!("{}/{}", request.namespace, acme.secret);
+            if let Some(e) = self.acme_errors.get(&source) {
+                diags.error(
+                    object,
+                    "spec.tls.acme",
+                    Reason::InvalidCertificate,
+                    format!("obtaining the certificate failed (retrying with backoff): {e}"),
+                );
+            }
+            let mut names: Vec<Box<str>> = hosts.iter().map(|h| h.to_string().into()).collect();
+            names.sort();
+            self.acme.push(AcmeCertificate {
+                namespace: request.namespace.into(),
+                secret: acme.secret.into(),
+                names,
+                email: acme.email.map(Into::into),
+                origin: object.to_string().into(),
+                // A stored certificate that misses a name (hostnames were
+                // added) counts as none: a new one is ordered.
+                current: certificate.as_ref().and_then(|c| {
+                    tls::cert_info(&c.chain_pem)
+                        .ok()
+                        .filter(|i| hosts.iter().all(|h| i.covers(&h.to_string())))
+                        .map(|i| (i.not_before, i.not_after))
+                }),
+            });
+        }
         let client_validation = match request.client {
             None => None,
             Some(c) => {
@@ -219,7 +272,37 @@ impl Collector {
 
     /// The winning settings per host, with a warning on every loser that
     /// asked for something different.
-    pub(crate) fn finish(self, diags: &mut Diagnostics) -> TlsHosts {
+    /// Reads the ACME manager's state Secret: HTTP-01 answers
+    /// (`challenge.<token>`) and last errors (`error.<namespace>.<name>`).
+    pub(crate) fn read_acme_state(
+        &mut self,
+        resources: &ResourceSet,
+        state: Option<&(String, String)>,
+    ) -> BTreeMap<Box<str>, Box<str>> {
+        let mut challenges = BTreeMap::new();
+        let Some(s) = state.and_then(|(ns, name)| secret(resources, ns, name)) else {
+            return challenges;
+        };
+        let mut keys: Vec<String> = s.data.iter().flatten().map(|(k, _)| k.clone()).collect();
+        keys.extend(s.string_data.iter().flatten().map(|(k, _)| k.clone()));
+        for key in keys {
+            let Some(value) = secret_value(s, &key) else {
+                continue;
+            };
+            let value = String::from_utf8_lossy(&value).into_owned();
+            if let Some(token) = key.strip_prefix("challenge.") {
+                challenges.insert(token.into(), value.into());
+            } else if let Some(rest) = key.strip_prefix("error.")
+                && let Some((ns, name)) = rest.split_once('.')
+            {
+                self.acme_errors.insert(format!("{ns}/{name}"), value);
+            }
+        }
+        challenges
+    }
+
+    pub(crate) fn finish(self, diags: &mut Diagnostics) -> (TlsHosts, Vec<AcmeCertificate>) {
+        let acme = self.acme;
         let mut hosts = Vec::with_capacity(self.proposals.len());
         for (host, mut list) in self.proposals {
             list.sort_by(|a, b| {
@@ -247,7 +330,7 @@ impl Collector {
             }
             hosts.push(winner.settings);
         }
-        TlsHosts::new(hosts)
+        (TlsHosts::new(hosts), acme)
     }
 }
 

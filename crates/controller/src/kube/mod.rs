@@ -61,6 +61,9 @@ pub struct KubeOptions {
     pub publish: PublishTarget,
     /// Leader election for status writing.
     pub leader: LeaderConfig,
+    /// Automatic certificates, ordered by the leader; with the live
+    /// snapshot getter the manager reads its work from.
+    pub acme: Option<(crate::acme::AcmeConfig, crate::acme::CurrentSnapshot)>,
 }
 
 /// Retry delays for a failing watch: 250 ms doubling to at most 5 s, with
@@ -376,6 +379,18 @@ pub async fn run(
         leading_tx,
         stop_rx.clone(),
     ));
+    if let Some((config, current)) = options.acme.clone() {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::acme::run(
+            config,
+            crate::acme::Store::Kube(client.clone()),
+            current,
+            leading_rx.clone(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
     tokio::spawn(write_status(
         client.clone(),
         options.leader.identity.clone(),

@@ -33,7 +33,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         args.lease_renew_interval < args.lease_duration,
         "--lease-renew-interval must be shorter than --lease-duration"
     );
-    let options = KubeOptions {
+    let mut options = KubeOptions {
         namespaces: args.watch_namespaces.clone(),
         debounce: Debounce {
             quiet: args.debounce_quiet,
@@ -47,13 +47,23 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             lease_duration: args.lease_duration,
             renew_interval: args.lease_renew_interval,
         },
+        acme: None,
     };
-    let translate_options = args.translate.options();
+    let mut translate_options = args.translate.options();
+    let acme_state = (
+        args.leader_election_namespace.clone(),
+        "gatehouse-acme".to_owned(),
+    );
+    let acme = super::serve::acme_config(&args.serve, acme_state.clone());
+    if acme.is_some() {
+        translate_options.acme_state = Some(acme_state);
+    }
     let runtime = super::serve::runtime(&args.serve)?;
     let kubeconfig = args.kubeconfig.clone();
     runtime.block_on(super::serve::serve(
         &args.serve,
-        move |publish, shutdown| async move {
+        move |publish, shutdown, current| async move {
+            options.acme = acme.map(|config| (config, current));
             let client = client(kubeconfig.as_deref(), &identity).await?;
             let pipeline = Pipeline::new(translate_options, publish);
             controller::kube::run(client, options, pipeline, shutdown.wait()).await;

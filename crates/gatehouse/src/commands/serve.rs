@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use controller::Publish;
+use controller::acme::{AcmeConfig, CurrentSnapshot};
 use dataplane::{Gateway, ListenerConfig, Proxy, ProxyConfig};
 
 use crate::cli::ServeArgs;
@@ -38,7 +39,7 @@ pub(crate) fn runtime(args: &ServeArgs) -> anyhow::Result<tokio::runtime::Runtim
 /// returns. An error from `source` stops the process with that error.
 pub(crate) async fn serve<S, F>(args: &ServeArgs, source: S) -> anyhow::Result<()>
 where
-    S: FnOnce(Publish, Shutdown) -> F,
+    S: FnOnce(Publish, Shutdown, CurrentSnapshot) -> F,
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let http = dataplane::bind(args.http_addr).await?;
@@ -86,7 +87,9 @@ where
 
     let publisher = gateway.clone();
     let publish: Publish = Arc::new(move |snapshot| publisher.publish(snapshot));
-    let source_future = source(publish, shutdown.clone());
+    let reader = gateway.clone();
+    let current = CurrentSnapshot(Arc::new(move || reader.snapshot()));
+    let source_future = source(publish, shutdown.clone(), current);
     let source_trigger = trigger.clone();
     let source_task = tokio::spawn(async move {
         let result = source_future.await;
@@ -153,4 +156,20 @@ fn default_certificate(args: &ServeArgs) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
         "serving a self-signed default certificate (set --default-certificate for a real one)"
     );
     Ok((chain.into_bytes(), key.into_bytes()))
+}
+
+/// The ACME manager's settings, when `--acme-directory` is set. `state`
+/// names the state Secret.
+pub(crate) fn acme_config(args: &ServeArgs, state: (String, String)) -> Option<AcmeConfig> {
+    let directory = args.acme_directory.clone()?;
+    Some(AcmeConfig {
+        directory,
+        email: args.acme_email.clone(),
+        ca_bundle: args.acme_ca_bundle.clone(),
+        state,
+        retry_min: args.acme_retry_min,
+        retry_max: Duration::from_secs(3600),
+        interval: Duration::from_secs(5),
+        propagation: Duration::from_secs(1),
+    })
 }

@@ -15,15 +15,46 @@ pub(crate) fn run(args: &StandaloneArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--manifests {}: cannot read it", path.display()))?;
     }
     let runtime = super::serve::runtime(&args.serve)?;
-    let options = args.translate.options();
+    let mut options = args.translate.options();
+    let mut roots = args.manifests.clone();
+    let state = ("gatehouse".to_owned(), "gatehouse-acme".to_owned());
+    let acme = super::serve::acme_config(&args.serve, state.clone());
+    let acme_storage = match (&acme, &args.serve.acme_storage) {
+        (None, _) => None,
+        (Some(_), None) => {
+            anyhow::bail!("--acme-directory needs --acme-storage in standalone mode")
+        }
+        (Some(_), Some(dir)) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--acme-storage {}", dir.display()))?;
+            roots.push(dir.clone());
+            options.acme_state = Some(state);
+            Some(dir.clone())
+        }
+    };
     let config = StandaloneConfig {
-        roots: args.manifests.clone(),
+        roots,
         debounce: Debounce::default(),
         resync: Duration::from_secs(10),
     };
     runtime.block_on(super::serve::serve(
         &args.serve,
-        move |publish, shutdown| async move {
+        move |publish, shutdown, current| async move {
+            if let (Some(config), Some(dir)) = (acme, acme_storage) {
+                let (_always, leading) = tokio::sync::watch::channel(true);
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    let _keep = _always;
+                    controller::acme::run(
+                        config,
+                        controller::acme::Store::Files(dir),
+                        current,
+                        leading,
+                        stop.wait(),
+                    )
+                    .await;
+                });
+            }
             let pipeline = Pipeline::new(options, publish);
             standalone::run(config, pipeline, shutdown.wait())
                 .await
