@@ -881,3 +881,116 @@ async fn waits_for_an_unreachable_api_server_without_exiting() {
         Some("a")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_obtains_an_acme_certificate_that_every_replica_serves() {
+    assert!(
+        testkit::pebble::Pebble::available(),
+        "pebble is not installed (apt-get install pebble)"
+    );
+    let cluster = Cluster::start().await;
+    cluster
+        .kubectl
+        .apply(
+            "apiVersion: gatehouse.dev/v1alpha1
+kind: ApiRoute
+metadata: {name: kube}
+spec:
+  ingressClassName: gatehouse
+  hostnames: [kube.gatehouse.test]
+  tls: {acme: {}}
+  rules:
+  - backends: [{name: echo-b, port: 80}]
+",
+        )
+        .await;
+    // The directory URL is reserved first; Pebble starts once the first
+    // replica's HTTP port is known and validates there, whichever replica
+    // leads, so the answers must reach every replica.
+    let listen = testkit::free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("pebble-api-ca.pem");
+    let directory = format!("https://localhost:{}/dir", listen.port());
+    let acme = [
+        "--acme-directory",
+        &directory,
+        "--acme-ca-bundle",
+        ca_file.to_str().unwrap(),
+        "--acme-retry-min",
+        "1s",
+        "--lease-duration",
+        "3s",
+        "--lease-renew-interval",
+        "500ms",
+    ];
+    let gw1 = cluster
+        .gateway(&[&["--instance", "gw-1"][..], &acme[..]].concat())
+        .await;
+    let gw2 = cluster
+        .gateway(&[&["--instance", "gw-2"][..], &acme[..]].concat())
+        .await;
+    let pebble = testkit::pebble::Pebble::start_on(listen, gw1.http.port()).await;
+    std::fs::copy(&pebble.api_ca_file, &ca_file).unwrap();
+
+    eventually(
+        Duration::from_secs(60),
+        "the certificate Secret is written",
+        || {
+            let found = cluster
+                .sim
+                .get("v1", "secrets", "default", "kube-tls")
+                .is_some();
+            async move { found }
+        },
+    )
+    .await;
+    let secret = cluster
+        .sim
+        .get("v1", "secrets", "default", "kube-tls")
+        .unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert!(secret.pointer("/data/tls.key").is_some());
+    for gw in [&gw1, &gw2] {
+        eventually(
+            Duration::from_secs(10),
+            "the replica serves the certificate",
+            || async {
+                match testkit::TlsClient::default()
+                    .connect(gw.https, Some("kube.gatehouse.test"))
+                    .await
+                {
+                    Ok(c) => c.server_names() == ["kube.gatehouse.test"],
+                    Err(_) => false,
+                }
+            },
+        )
+        .await;
+    }
+    // Only the leader talked to the ACME server and wrote Secrets.
+    let leader = cluster.lease_holder().unwrap();
+    let writers: std::collections::BTreeSet<String> = cluster
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| (r.method == "POST" || r.method == "PUT") && r.path.contains("/secrets"))
+        .map(|r| r.user_agent.clone())
+        .collect();
+    assert_eq!(writers.len(), 1, "{writers:?}");
+    assert!(
+        writers.iter().all(|w| w.contains(&leader)),
+        "{writers:?} vs leader {leader}"
+    );
+    let (leader_gw, follower_gw) = if leader == "gw-1" {
+        (&gw1, &gw2)
+    } else {
+        (&gw2, &gw1)
+    };
+    assert!(leader_gw.logs().contains("certificate issued"));
+    assert!(!follower_gw.logs().contains("ordering a certificate"));
+    // The route reports no ACME error once issued.
+    eventually(Duration::from_secs(10), "ResolvedRefs is True", || async {
+        let route = cluster.get("apiroute", "kube").await;
+        condition(&route, "ResolvedRefs").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+}

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
     NewOrder, OrderStatus, RetryPolicy,
@@ -99,7 +100,12 @@ fn secret_manifest(
             "namespace": namespace,
             "labels": {"gatehouse.dev/secret": "true", "gatehouse.dev/acme": "true"},
         },
-        "stringData": data,
+        // `data`, not `stringData`: the API server keeps only `data`, so
+        // a replaced Secret holds exactly these keys.
+        "data": data
+            .iter()
+            .map(|(k, v)| (k.clone(), base64::engine::general_purpose::STANDARD.encode(v)))
+            .collect::<BTreeMap<String, String>>(),
     });
     if let Some(t) = type_ {
         value["type"] = serde_json::Value::from(t);
