@@ -42,6 +42,11 @@ pub struct RateLimitPolicySpec {
     /// log line says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_mode: Option<FailureMode>,
+    /// Also send `RateLimit-Limit`, `RateLimit-Remaining` and
+    /// `RateLimit-Reset` on allowed responses (429 responses always carry
+    /// them). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<bool>,
 }
 
 /// A route a policy attaches to.

@@ -84,8 +84,53 @@ fn handle(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 ),
             }
         }
+        "/metrics" => metrics(gateway),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// The metrics the gateway keeps so far, in the OpenMetrics text format.
+fn metrics(gateway: &Gateway) -> Response<Full<Bytes>> {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = write!(
+            out,
+            "# TYPE {name} counter\n# HELP {name} {help}\n{name}_total {value}\n"
+        );
+    };
+    counter(
+        "gatehouse_snapshot_publishes",
+        "Snapshots published.",
+        gateway.generation(),
+    );
+    if let Some(c) = gateway.rate_limit_counters() {
+        counter(
+            "gatehouse_ratelimit_rejected",
+            "Requests rejected by a rate limit.",
+            c.rejected.load(Relaxed),
+        );
+        counter(
+            "gatehouse_ratelimit_redis_failures",
+            "Global rate-limit checks that could not reach Redis in time.",
+            c.redis_failures.load(Relaxed),
+        );
+        counter(
+            "gatehouse_ratelimit_failed_open",
+            "Requests let through because Redis could not be checked (failureMode Open).",
+            c.failed_open.load(Relaxed),
+        );
+    }
+    out.push_str("# EOF\n");
+    let mut resp = Response::new(Full::new(Bytes::from(out)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    resp
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

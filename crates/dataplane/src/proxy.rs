@@ -29,8 +29,8 @@ use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use snapshot::{
-    Action, BackendTarget, Body, Forward, HashKey, LoadBalance, Lookup, RedirectFrom, RequestInfo,
-    Route, Scheme, normalize_path,
+    Action, BackendTarget, Body, Forward, HashKey, LoadBalance, Lookup, RateLimitKey, RedirectFrom,
+    RequestInfo, Route, Scheme, normalize_path,
 };
 
 use crate::body::{ProxyBody, TeeBody, UpstreamBody};
@@ -38,7 +38,11 @@ use crate::clientinfo::{self, Cidr};
 use crate::grpc::{self, GrpcKind};
 use crate::headers::strip_hop_by_hop;
 use crate::lb::{EndpointState, InFlight, Outcome, stable_hash};
+use crate::ratelimit::RateLimiter;
 use crate::respond::ProxyError;
+
+/// Most keys held per local rate limit before new keys share a budget.
+const DEFAULT_RATE_LIMIT_KEYS: usize = 100_000;
 use crate::retry;
 use crate::state::{Active, Gateway};
 use crate::upstream::{Transport, UpstreamConfig, UpstreamError, Upstreams};
@@ -139,6 +143,15 @@ pub struct Proxy {
     gateway: Arc<Gateway>,
     upstreams: Arc<Upstreams>,
     config: ProxyConfig,
+    rate_limiter: Arc<RateLimiter>,
+}
+
+/// What the response phase adds whatever the outcome.
+#[derive(Default)]
+struct Extras {
+    hsts: Option<HeaderValue>,
+    /// The capacity and decision of the rate limit to report.
+    rate_limit: Option<(u32, crate::ratelimit::Decision)>,
 }
 
 /// Paths an ACME server fetches over plain HTTP to validate a domain;
@@ -210,11 +223,24 @@ impl Proxy {
             max_idle: config.upstream_max_idle,
         }));
         gateway.set_upstreams(upstreams.clone());
+        let rate_limiter = Arc::new(RateLimiter::new(DEFAULT_RATE_LIMIT_KEYS));
+        gateway.set_rate_limit_counters(rate_limiter.counters.clone());
         Self {
             gateway,
             upstreams,
             config,
+            rate_limiter,
         }
+    }
+
+    /// Uses `limiter` for rate limits (for example one with Redis).
+    #[must_use]
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Self {
+        let limiter = Arc::new(limiter);
+        self.gateway
+            .set_rate_limit_counters(limiter.counters.clone());
+        self.rate_limiter = limiter;
+        self
     }
 
     /// The live configuration this proxy serves.
@@ -231,9 +257,9 @@ impl Proxy {
     pub async fn handle(&self, req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
         let grpc = grpc::kind(req.headers()).map(|(k, s)| (k, s.to_owned()));
         let request_id = clientinfo::request_id(req.headers());
-        let mut hsts = None;
+        let mut extras = Extras::default();
         let mut resp = match self
-            .proxy(req, conn, &request_id, grpc.as_ref(), &mut hsts)
+            .proxy(req, conn, &request_id, grpc.as_ref(), &mut extras)
             .await
         {
             Ok(resp) => resp,
@@ -244,9 +270,22 @@ impl Proxy {
         };
         resp.headers_mut()
             .insert(clientinfo::request_id_header().clone(), request_id);
-        if let Some(value) = hsts {
+        if let Some(value) = extras.hsts {
             resp.headers_mut()
                 .insert(header::STRICT_TRANSPORT_SECURITY, value);
+        }
+        if let Some((capacity, decision)) = extras.rate_limit {
+            let h = resp.headers_mut();
+            let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            h.insert("ratelimit-limit", HeaderValue::from(capacity));
+            h.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+            h.insert("ratelimit-reset", HeaderValue::from(secs(decision.reset)));
+            if !decision.allowed {
+                h.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(secs(decision.retry_after).max(1)),
+                );
+            }
         }
         resp
     }
@@ -257,7 +296,7 @@ impl Proxy {
         conn: &Connection,
         request_id: &HeaderValue,
         grpc: Option<&(GrpcKind, String)>,
-        hsts: &mut Option<HeaderValue>,
+        extras: &mut Extras,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Phase 1: load. This Arc keeps the configuration this request
         // started with alive until it is done, whatever is published.
@@ -303,7 +342,7 @@ impl Proxy {
                 Scheme::Http => {}
                 Scheme::Https => {
                     if let Some(value) = &tls.hsts {
-                        *hsts = HeaderValue::from_str(value).ok();
+                        extras.hsts = HeaderValue::from_str(value).ok();
                     }
                     if let Some(validation) = &tls.client_validation {
                         let info = conn.tls.as_ref();
@@ -359,6 +398,38 @@ impl Proxy {
         };
         let route = matched.route;
         let route_state = active.routes[matched.entry.route.0].clone();
+
+        // Phase 3b: rate limits. Every limit is checked (so each budget
+        // counts the request); the first that rejects decides.
+        for limit in &route.rate_limits {
+            let client = client_ip.to_string();
+            let key: &[u8] = match &limit.key {
+                RateLimitKey::ClientIp => client.as_bytes(),
+                RateLimitKey::Header(name) => parts
+                    .headers
+                    .get(name)
+                    .map_or(&[][..], HeaderValue::as_bytes),
+                RateLimitKey::Route => route.id.as_bytes(),
+                RateLimitKey::JwtClaim(_) => &[][..],
+            };
+            let decision = self
+                .rate_limiter
+                .check(limit, key)
+                .await
+                .map_err(|()| ProxyError::RateLimitUnavailable)?;
+            // Report the tightest budget (or the one that rejects).
+            if (!decision.allowed || limit.headers_on_success)
+                && extras
+                    .rate_limit
+                    .is_none_or(|(_, d)| !decision.allowed || decision.remaining < d.remaining)
+            {
+                extras.rate_limit = Some((limit.capacity(), decision));
+            }
+            if !decision.allowed {
+                tracing::debug!(limit = %limit.id, client = %client_ip, "rate limited");
+                return Err(ProxyError::RateLimited);
+            }
+        }
 
         // Phase 4: answer.
         let forward = match &route.action {

@@ -62,6 +62,12 @@ pub(crate) enum ProxyError {
     /// differ from those of the host the connection was made for.
     #[error("the request's host needs its own TLS connection")]
     Misdirected,
+    /// A rate limit rejected the request.
+    #[error("rate limited")]
+    RateLimited,
+    /// A global rate limit could not be checked and fails closed.
+    #[error("the rate limit could not be checked")]
+    RateLimitUnavailable,
 }
 
 impl ProxyError {
@@ -79,6 +85,8 @@ impl ProxyError {
             Self::UpstreamConnect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -99,6 +107,8 @@ impl ProxyError {
             Self::Upstream(_) => "upstream error\n",
             Self::UpstreamTimeout => "upstream request timeout\n",
             Self::Misdirected => "open a new connection for this host\n",
+            Self::RateLimited => "too many requests\n",
+            Self::RateLimitUnavailable => "rate limit unavailable\n",
         }
     }
 
@@ -108,7 +118,10 @@ impl ProxyError {
         match self {
             Self::NoRoute => grpc::Code::Unimplemented,
             Self::UpstreamTimeout => grpc::Code::DeadlineExceeded,
-            Self::BodyTooLarge | Self::BodyLimit => grpc::Code::ResourceExhausted,
+            Self::BodyTooLarge | Self::BodyLimit | Self::RateLimited => {
+                grpc::Code::ResourceExhausted
+            }
+            Self::RateLimitUnavailable => grpc::Code::Unavailable,
             Self::BadHost | Self::BadPath(_) | Self::BodyRead(_) | Self::Misdirected => {
                 grpc::Code::Internal
             }

@@ -44,6 +44,8 @@ pub struct Gateway {
     /// The default certificate and TLS session state, once HTTPS is
     /// enabled.
     tls: OnceLock<Shared>,
+    /// Rate-limit counters of the proxy, for `/metrics`.
+    rate_limits: arc_swap::ArcSwapOption<crate::ratelimit::RateLimitCounters>,
 }
 
 impl Default for Gateway {
@@ -68,7 +70,17 @@ impl Gateway {
             generation: AtomicU64::new(0),
             upstreams: OnceLock::new(),
             tls: OnceLock::new(),
+            rate_limits: arc_swap::ArcSwapOption::empty(),
         }
+    }
+
+    pub(crate) fn set_rate_limit_counters(&self, c: Arc<crate::ratelimit::RateLimitCounters>) {
+        self.rate_limits.store(Some(c));
+    }
+
+    /// Rate-limit counters, once a proxy serves this gateway.
+    pub fn rate_limit_counters(&self) -> Option<Arc<crate::ratelimit::RateLimitCounters>> {
+        self.rate_limits.load_full()
     }
 
     /// Enables HTTPS with `chain_pem`/`key_pem` as the certificate for

@@ -167,6 +167,21 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 443)]
     pub(crate) https_redirect_port: u16,
 
+    /// Redis for `Global` rate limits (`redis://host:port/db`, or
+    /// `rediss://` for TLS). Without it, global limits follow their
+    /// policy's failure mode.
+    #[arg(long, env = "GATEHOUSE_REDIS_URL")]
+    pub(crate) redis_url: Option<String>,
+
+    /// Longest wait for one global rate-limit check.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub(crate) redis_timeout: Duration,
+
+    /// Most keys (clients, header values) a local rate limit tracks; more
+    /// share one budget.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) rate_limit_max_keys: usize,
+
     /// ACME directory URL; enables `spec.tls.acme` on ApiRoutes (for
     /// example `https://acme-v02.api.letsencrypt.org/directory`).
     #[arg(long, env = "GATEHOUSE_ACME_DIRECTORY")]

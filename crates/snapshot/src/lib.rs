@@ -17,6 +17,7 @@ mod host;
 mod index;
 mod matcher;
 mod path;
+mod policy;
 mod request;
 mod route;
 mod tls;
@@ -36,6 +37,7 @@ pub use matcher::{
     RouteEntry, ValueMatch,
 };
 pub use path::{PathError, normalize_path};
+pub use policy::{RateLimit, RateLimitKey, RateLimitScope};
 pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{
     Action, BackendTarget, DirectResponse, Forward, Origin, Route, RouteIndex, WeightedBackend,

@@ -67,6 +67,10 @@ pub struct Route {
     /// Load balancing, retries, compression and limits.
     #[serde(skip_serializing_if = "Traffic::is_default")]
     pub traffic: Traffic,
+    /// Rate limits from the RateLimitPolicies that target the route; a
+    /// request must pass every one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<Arc<crate::RateLimit>>,
 }
 
 /// What the gateway does with a request.

@@ -21,6 +21,7 @@ fn route(id: &str) -> Route {
         backend_timeout: None,
         filters: Filters::default(),
         traffic: Traffic::default(),
+        rate_limits: Vec::new(),
     }
 }
 

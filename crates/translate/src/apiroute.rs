@@ -304,6 +304,7 @@ fn translate_rule(
         backend_timeout: timeouts.1,
         filters: compiled.filters,
         traffic,
+        rate_limits: Vec::new(),
     });
     for host in hosts {
         for (m, entry) in &entries {

@@ -79,6 +79,11 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
+    /// The routes added so far, for policies to attach to.
+    pub(crate) fn routes_mut(&mut self) -> &mut [Route] {
+        &mut self.routes
+    }
+
     /// Adds a route and returns its index for entries to point at.
     pub(crate) fn add_route(&mut self, route: Route) -> RouteIndex {
         self.routes.push(route);

@@ -140,6 +140,15 @@ pub(crate) struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// Errors so far about objects' own content (not about references to
+    /// other objects).
+    pub(crate) fn error_count(&self) -> usize {
+        self.list
+            .iter()
+            .filter(|d| d.severity == Severity::Error && !d.reason.is_reference())
+            .count()
+    }
+
     pub(crate) fn error(
         &mut self,
         object: &ObjectRef,

@@ -194,6 +194,7 @@ fn translate_one(
                 backend_timeout: None,
                 filters: filters(&path_match),
                 traffic: Traffic::default(),
+                rate_limits: Vec::new(),
             });
             builder.add_entry(
                 host.clone(),
@@ -224,6 +225,7 @@ fn translate_one(
             backend_timeout: None,
             filters: Filters::default(),
             traffic: Traffic::default(),
+            rate_limits: Vec::new(),
         });
         add_catch_all(
             builder,
@@ -278,6 +280,7 @@ pub(crate) fn add_global_default(
         backend_timeout: None,
         filters: Filters::default(),
         traffic: Traffic::default(),
+        rate_limits: Vec::new(),
     });
     let hosts = builder.hosts();
     let provenance = Provenance {

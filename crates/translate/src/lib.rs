@@ -192,7 +192,8 @@ pub fn translate(resources: &ResourceSet, options: &Options) -> Output {
         &mut ignored,
     );
     ignored.sort();
-    ratelimit::check_all(resources, &mut diags);
+    let policies = ratelimit::check_all(resources, &mut diags);
+    ratelimit::attach(&policies, resources, builder.routes_mut());
     if let Some(default) = &options.default_backend {
         ingress::add_global_default(default, &backends, &mut builder, &mut diags);
     }

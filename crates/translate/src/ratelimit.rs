@@ -2,14 +2,28 @@
 //! formed. (Enforcement compiles the limits into the routes they target.)
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use api::{RateLimitKeyType, RateLimitPolicy, TargetKind};
+use api::{
+    FailureMode, PolicyTargetRef, RateLimitKeyType, RateLimitPolicy, RateLimitScope, TargetKind,
+};
+use snapshot::{RateLimit, RateLimitKey, Route};
 
 use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
 use crate::values::{check_header_name, parse_duration};
 use crate::{ResourceSet, identity, sorted};
 
-pub(crate) fn check_all(resources: &ResourceSet, diags: &mut Diagnostics) {
+/// A checked policy: its limits, ready to attach to the routes it targets.
+pub(crate) struct Compiled {
+    namespace: String,
+    name: String,
+    limits: Vec<Arc<RateLimit>>,
+    targets: Vec<PolicyTargetRef>,
+}
+
+/// Checks every policy, reporting problems, and compiles the sound ones.
+pub(crate) fn check_all(resources: &ResourceSet, diags: &mut Diagnostics) -> Vec<Compiled> {
+    let mut compiled = Vec::new();
     // ApiRoute rule names by namespace/name, and Ingress names.
     let mut routes: HashMap<(&str, &str), HashSet<&str>> = HashMap::new();
     for r in &resources.api_routes {
@@ -37,7 +51,108 @@ pub(crate) fn check_all(resources: &ResourceSet, diags: &mut Diagnostics) {
         })
         .collect();
     for policy in sorted(&resources.rate_limit_policies, |p| &p.metadata) {
+        let before = diags.error_count();
         check_one(policy, &routes, &ingresses, diags);
+        if diags.error_count() == before
+            && let Some(c) = compile(policy)
+        {
+            compiled.push(c);
+        }
+    }
+    compiled
+}
+
+fn compile(policy: &RateLimitPolicy) -> Option<Compiled> {
+    let namespace = policy.metadata.namespace.clone().unwrap_or_default();
+    let name = policy.metadata.name.clone()?;
+    let spec = &policy.spec;
+    let limits = spec
+        .limits
+        .iter()
+        .map(|l| {
+            let key = match (l.key.type_, &l.key.name) {
+                (RateLimitKeyType::ClientIp, _) => RateLimitKey::ClientIp,
+                (RateLimitKeyType::Route, _) => RateLimitKey::Route,
+                (RateLimitKeyType::Header, Some(h)) => {
+                    RateLimitKey::Header(http::HeaderName::try_from(h.as_str()).ok()?)
+                }
+                (RateLimitKeyType::JwtClaim, Some(c)) => RateLimitKey::JwtClaim(c.as_str().into()),
+                _ => return None,
+            };
+            Some(Arc::new(RateLimit {
+                id: format!("{namespace}/{name}/{}", l.name).into(),
+                key,
+                requests: u32::try_from(l.rate.requests).ok()?,
+                per: parse_duration(&l.rate.per).ok()?,
+                burst: u32::try_from(l.burst.unwrap_or(0)).ok()?,
+                scope: match l.scope {
+                    Some(RateLimitScope::Global) => snapshot::RateLimitScope::Global,
+                    _ => snapshot::RateLimitScope::Local,
+                },
+                fail_open: spec.failure_mode != Some(FailureMode::Closed),
+                headers_on_success: spec.response_headers.unwrap_or(false),
+            }))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Compiled {
+        namespace,
+        name,
+        limits,
+        targets: spec.target_refs.clone(),
+    })
+}
+
+/// Attaches each compiled policy's limits to the routes it targets: an
+/// ApiRoute (every rule, or the named one), an Ingress, or an Ingress that
+/// names the policy in `gatehouse.dev/rate-limit-policy`.
+pub(crate) fn attach(compiled: &[Compiled], resources: &ResourceSet, routes: &mut [Route]) {
+    let mut by_annotation: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    for ingress in &resources.ingresses {
+        let (Some(ns), Some(name)) = (
+            ingress.metadata.namespace.as_deref(),
+            ingress.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        if let Some(value) = ingress
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::annotations::RATE_LIMIT_POLICY))
+        {
+            by_annotation.insert(
+                (ns, name),
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            );
+        }
+    }
+    for route in routes.iter_mut() {
+        let o = &route.origin;
+        for c in compiled {
+            if *o.namespace != *c.namespace {
+                continue;
+            }
+            let targeted = c.targets.iter().any(|t| match t.kind {
+                TargetKind::ApiRoute => {
+                    o.kind == "ApiRoute"
+                        && *o.name == *t.name
+                        && t.rule
+                            .as_ref()
+                            .is_none_or(|rule| route.id.ends_with(&format!("/rule/{rule}")))
+                }
+                TargetKind::Ingress => o.kind == "Ingress" && *o.name == *t.name,
+            }) || (o.kind == "Ingress"
+                && by_annotation
+                    .get(&(&*o.namespace, &*o.name))
+                    .is_some_and(|names| names.contains(&c.name.as_str())));
+            if targeted {
+                route.rate_limits.extend(c.limits.iter().cloned());
+            }
+        }
     }
 }
 
@@ -150,6 +265,14 @@ fn check_one(
                         msg,
                     );
                 }
+            }
+            (RateLimitKeyType::JwtClaim, Some(_)) => {
+                diags.error(
+                    &object,
+                    format!("{field}.key"),
+                    Reason::Unsupported,
+                    "JwtClaim keys need JWT authentication on the route, which Gatehouse does not offer yet; the policy is not enforced",
+                );
             }
             (RateLimitKeyType::Header | RateLimitKeyType::JwtClaim, None) => {
                 diags.error(

@@ -59,19 +59,28 @@ where
             .set_default_certificate(&chain, &key)
             .context("the default certificate")?;
     }
-    let proxy = Arc::new(Proxy::new(
-        gateway.clone(),
-        ProxyConfig {
-            default_timeout: args.upstream_timeout,
-            connect_timeout: args.connect_timeout,
-            max_body_match_bytes: args.max_body_match_bytes,
-            max_request_body_bytes: args.max_request_body_bytes,
-            trusted_proxies: args.trusted_proxies.clone(),
-            tunnel_idle_timeout: args.tunnel_idle_timeout,
-            https_redirect_port: args.https_redirect_port,
-            ..ProxyConfig::default()
-        },
-    ));
+    let mut limiter = dataplane::RateLimiter::new(args.rate_limit_max_keys);
+    if let Some(url) = &args.redis_url {
+        limiter = limiter
+            .with_redis(url, args.redis_timeout)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let proxy = Arc::new(
+        Proxy::new(
+            gateway.clone(),
+            ProxyConfig {
+                default_timeout: args.upstream_timeout,
+                connect_timeout: args.connect_timeout,
+                max_body_match_bytes: args.max_body_match_bytes,
+                max_request_body_bytes: args.max_request_body_bytes,
+                trusted_proxies: args.trusted_proxies.clone(),
+                tunnel_idle_timeout: args.tunnel_idle_timeout,
+                https_redirect_port: args.https_redirect_port,
+                ..ProxyConfig::default()
+            },
+        )
+        .with_rate_limiter(limiter),
+    );
 
     // The admin listener outlives the data listener's drain, so probes
     // keep answering (readiness fails) while requests finish.
