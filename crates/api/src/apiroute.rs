@@ -160,6 +160,20 @@ pub struct RouteRule {
     /// Limits on requests using this rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<RequestLimits>,
+
+    /// Client addresses allowed and denied (403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<crate::policy::AccessControl>,
+
+    /// Credentials required (401 with `WWW-Authenticate` when missing or
+    /// wrong).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<crate::policy::Authentication>,
+
+    /// CORS: preflight requests are answered by the gateway, and allowed
+    /// origins get the CORS response headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<crate::policy::Cors>,
 }
 
 /// A set of conditions on a request. All conditions present must hold.

@@ -15,6 +15,8 @@ mod apiroute;
 mod common;
 pub mod crd;
 #[allow(unreachable_pub)]
+mod policy;
+#[allow(unreachable_pub)]
 mod ratelimit;
 #[allow(unreachable_pub)]
 mod tls;
@@ -23,6 +25,7 @@ mod traffic;
 
 pub use apiroute::*;
 pub use common::*;
+pub use policy::*;
 pub use ratelimit::*;
 pub use tls::*;
 pub use traffic::*;

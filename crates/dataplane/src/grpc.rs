@@ -53,10 +53,12 @@ pub(crate) fn kind(headers: &HeaderMap) -> Option<(GrpcKind, &str)> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Code {
     DeadlineExceeded = 4,
+    PermissionDenied = 7,
     ResourceExhausted = 8,
     Unimplemented = 12,
     Internal = 13,
     Unavailable = 14,
+    Unauthenticated = 16,
 }
 
 /// Parses `grpc-timeout` (`<up to 8 digits><H|M|S|m|u|n>`).

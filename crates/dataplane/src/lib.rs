@@ -18,6 +18,7 @@ mod headers;
 mod health;
 mod lb;
 pub mod listener;
+mod policy;
 mod proxy;
 mod proxy_protocol;
 mod ratelimit;

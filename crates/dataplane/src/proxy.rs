@@ -144,6 +144,7 @@ pub struct Proxy {
     upstreams: Arc<Upstreams>,
     config: ProxyConfig,
     rate_limiter: Arc<RateLimiter>,
+    basic_cache: Arc<crate::policy::BasicCache>,
 }
 
 /// What the response phase adds whatever the outcome.
@@ -152,6 +153,8 @@ struct Extras {
     hsts: Option<HeaderValue>,
     /// The capacity and decision of the rate limit to report.
     rate_limit: Option<(u32, crate::ratelimit::Decision)>,
+    /// CORS policy and the request's `Origin`.
+    cors: Option<(Arc<snapshot::CorsPolicy>, HeaderValue)>,
 }
 
 /// Paths an ACME server fetches over plain HTTP to validate a domain;
@@ -230,6 +233,7 @@ impl Proxy {
             upstreams,
             config,
             rate_limiter,
+            basic_cache: Arc::default(),
         }
     }
 
@@ -273,6 +277,9 @@ impl Proxy {
         if let Some(value) = extras.hsts {
             resp.headers_mut()
                 .insert(header::STRICT_TRANSPORT_SECURITY, value);
+        }
+        if let Some((cors, origin)) = &extras.cors {
+            crate::policy::response_headers(cors, origin, resp.headers_mut());
         }
         if let Some((capacity, decision)) = extras.rate_limit {
             let h = resp.headers_mut();
@@ -399,6 +406,25 @@ impl Proxy {
         let route = matched.route;
         let route_state = active.routes[matched.entry.route.0].clone();
 
+        // Phase 3a: edge policies — addresses, CORS preflight, credentials.
+        crate::policy::check_access(&route.policies, client_ip)?;
+        if let Some(cors) = &route.policies.cors {
+            if let Some(resp) = crate::policy::preflight(cors, &parts.method, &parts.headers) {
+                return Ok(resp);
+            }
+            if let Some(origin) = parts.headers.get(header::ORIGIN) {
+                extras.cors = Some((cors.clone(), origin.clone()));
+            }
+        }
+        let mut passed = crate::policy::authenticate(
+            &route.policies,
+            &parts.headers,
+            query,
+            &host,
+            &self.basic_cache,
+        )
+        .await?;
+
         // Phase 3b: rate limits. Every limit is checked (so each budget
         // counts the request); the first that rejects decides.
         for limit in &route.rate_limits {
@@ -491,8 +517,11 @@ impl Proxy {
                 | Method::TRACE
         );
 
-        // Phase 5: rewrite. The verified client identity replaces whatever
-        // the client sent under that name.
+        // Phase 5: rewrite. Credentials checked by the gateway go no
+        // further; the verified client identity replaces whatever the
+        // client sent under that name.
+        let auth_query = passed.query.take();
+        passed.apply(&mut parts.headers);
         if let Some((name, subject)) = client_subject {
             parts.headers.remove(&name);
             if let Some(subject) = subject {
@@ -565,6 +594,18 @@ impl Proxy {
                 let text = match query {
                     Some(q) => format!("{p}?{q}"),
                     None => p.to_owned(),
+                };
+                PathAndQuery::try_from(text)
+                    .map_err(|_| ProxyError::BadPath(snapshot::PathError::BadEscape))?
+            }
+        };
+        let path_and_query = match auth_query {
+            None => path_and_query,
+            Some(q) => {
+                let text = if q.is_empty() {
+                    path_and_query.path().to_owned()
+                } else {
+                    format!("{}?{q}", path_and_query.path())
                 };
                 PathAndQuery::try_from(text)
                     .map_err(|_| ProxyError::BadPath(snapshot::PathError::BadEscape))?

@@ -65,6 +65,12 @@ pub(crate) enum ProxyError {
     /// A rate limit rejected the request.
     #[error("rate limited")]
     RateLimited,
+    /// The client address is not allowed.
+    #[error("the client address is not allowed")]
+    Forbidden,
+    /// Credentials are missing or wrong; the value is the challenge.
+    #[error("authentication required")]
+    Unauthorized(HeaderValue),
     /// A global rate limit could not be checked and fails closed.
     #[error("the rate limit could not be checked")]
     RateLimitUnavailable,
@@ -86,6 +92,8 @@ impl ProxyError {
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -108,6 +116,8 @@ impl ProxyError {
             Self::UpstreamTimeout => "upstream request timeout\n",
             Self::Misdirected => "open a new connection for this host\n",
             Self::RateLimited => "too many requests\n",
+            Self::Forbidden => "forbidden\n",
+            Self::Unauthorized(_) => "authentication required\n",
             Self::RateLimitUnavailable => "rate limit unavailable\n",
         }
     }
@@ -122,6 +132,8 @@ impl ProxyError {
                 grpc::Code::ResourceExhausted
             }
             Self::RateLimitUnavailable => grpc::Code::Unavailable,
+            Self::Forbidden => grpc::Code::PermissionDenied,
+            Self::Unauthorized(_) => grpc::Code::Unauthenticated,
             Self::BadHost | Self::BadPath(_) | Self::BodyRead(_) | Self::Misdirected => {
                 grpc::Code::Internal
             }
@@ -136,8 +148,16 @@ impl ProxyError {
     /// The response for this error: plain text, or for gRPC clients a
     /// trailers-only gRPC answer they can read.
     pub(crate) fn into_response(self, grpc: Option<(grpc::GrpcKind, &str)>) -> Response<ProxyBody> {
+        let challenge = match &self {
+            Self::Unauthorized(c) => Some(c.clone()),
+            _ => None,
+        };
         let Some((kind, suffix)) = grpc else {
-            return plain(self.status(), self.body());
+            let mut resp = plain(self.status(), self.body());
+            if let Some(c) = challenge {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+            }
+            return resp;
         };
         let mut resp = Response::new(ProxyBody::full(Bytes::new()));
         let headers = resp.headers_mut();

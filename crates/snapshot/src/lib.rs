@@ -37,7 +37,10 @@ pub use matcher::{
     RouteEntry, ValueMatch,
 };
 pub use path::{PathError, normalize_path};
-pub use policy::{RateLimit, RateLimitKey, RateLimitScope};
+pub use policy::{
+    AccessList, ApiKeys, BasicUsers, Cidr, CorsPolicy, RateLimit, RateLimitKey, RateLimitScope,
+    RoutePolicies,
+};
 pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{
     Action, BackendTarget, DirectResponse, Forward, Origin, Route, RouteIndex, WeightedBackend,

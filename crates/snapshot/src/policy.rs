@@ -1,5 +1,6 @@
 //! Policies attached to routes: rate limits.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,5 +75,192 @@ impl RateLimit {
     /// Requests that may arrive at once: the burst plus one.
     pub fn capacity(&self) -> u32 {
         self.burst.saturating_add(1)
+    }
+}
+
+/// An IPv4 or IPv6 network in CIDR notation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}/{}", self.addr, self.prefix))
+    }
+}
+
+/// Client address lists of a rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AccessList {
+    /// Allowed networks; empty: all not denied.
+    pub allow: Vec<Cidr>,
+    /// Refused networks, checked first.
+    pub deny: Vec<Cidr>,
+}
+
+impl AccessList {
+    /// Whether `ip` may call.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        !self.deny.iter().any(|c| c.contains(ip))
+            && (self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip)))
+    }
+}
+
+/// API keys of a rule, held as SHA-256 digests of the keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeys {
+    /// Where the keys came from.
+    pub source: Arc<str>,
+    /// Header carrying the key.
+    #[serde(serialize_with = "ser_header_opt")]
+    pub header: Option<HeaderName>,
+    /// Query parameter carrying the key.
+    pub query_parameter: Option<Box<str>>,
+    /// Header naming the authenticated key upstream.
+    #[serde(serialize_with = "ser_header_opt")]
+    pub forward_name_header: Option<HeaderName>,
+    /// Digest of each key, and its name.
+    #[serde(skip)]
+    pub keys: Vec<([u8; 32], Arc<str>)>,
+}
+
+/// Basic-auth users of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicUsers {
+    /// Where the users came from.
+    pub source: Arc<str>,
+    /// Realm of the challenge; `None`: the request's host.
+    pub realm: Option<Box<str>>,
+    /// Header naming the authenticated user upstream.
+    #[serde(serialize_with = "ser_header_opt")]
+    pub forward_user_header: Option<HeaderName>,
+    /// User name and bcrypt hash.
+    #[serde(skip)]
+    pub users: Vec<(Box<str>, Box<str>)>,
+}
+
+/// CORS settings of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsPolicy {
+    /// Exact origins, lowercase.
+    pub origins: Vec<Box<str>>,
+    /// `scheme://` and suffix of one-label wildcard origins
+    /// (`https://*.example.com` → (`https://`, `.example.com`)).
+    pub wildcard_origins: Vec<(Box<str>, Box<str>)>,
+    /// `*` was listed.
+    pub any_origin: bool,
+    /// Value of `Access-Control-Allow-Methods`.
+    pub allow_methods: Box<str>,
+    /// Value of `Access-Control-Allow-Headers` (empty: echo the request's).
+    pub allow_headers: Box<str>,
+    /// Value of `Access-Control-Expose-Headers`.
+    pub expose_headers: Box<str>,
+    /// Send `Access-Control-Allow-Credentials: true`.
+    pub allow_credentials: bool,
+    /// `Access-Control-Max-Age`.
+    pub max_age: Option<u32>,
+}
+
+impl CorsPolicy {
+    /// Whether `origin` may call.
+    pub fn allows(&self, origin: &str) -> bool {
+        let origin = origin.to_ascii_lowercase();
+        self.any_origin
+            || self.origins.iter().any(|o| **o == *origin)
+            || self.wildcard_origins.iter().any(|(scheme, suffix)| {
+                origin
+                    .strip_prefix(&**scheme)
+                    .and_then(|rest| rest.strip_suffix(&**suffix))
+                    .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+            })
+    }
+}
+
+/// Edge policies of a route besides rate limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutePolicies {
+    /// Address lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<Arc<AccessList>>,
+    /// API keys (any method passing suffices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<Arc<ApiKeys>>,
+    /// Basic auth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic: Option<Arc<BasicUsers>>,
+    /// CORS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Arc<CorsPolicy>>,
+}
+
+impl RoutePolicies {
+    /// Whether no policy is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether the route requires credentials.
+    pub fn authenticates(&self) -> bool {
+        self.api_keys.is_some() || self.basic.is_some()
+    }
+}
+
+fn ser_header_opt<S: Serializer>(h: &Option<HeaderName>, s: S) -> Result<S::Ok, S::Error> {
+    match h {
+        Some(h) => s.serialize_str(h.as_str()),
+        None => s.serialize_none(),
     }
 }

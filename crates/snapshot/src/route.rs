@@ -71,6 +71,9 @@ pub struct Route {
     /// request must pass every one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<Arc<crate::RateLimit>>,
+    /// Address lists, authentication and CORS.
+    #[serde(skip_serializing_if = "crate::RoutePolicies::is_empty")]
+    pub policies: crate::RoutePolicies,
 }
 
 /// What the gateway does with a request.

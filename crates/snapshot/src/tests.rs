@@ -22,6 +22,7 @@ fn route(id: &str) -> Route {
         filters: Filters::default(),
         traffic: Traffic::default(),
         rate_limits: Vec::new(),
+        policies: crate::RoutePolicies::default(),
     }
 }
 

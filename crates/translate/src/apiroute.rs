@@ -209,6 +209,8 @@ fn translate_rule(
         }
     }
 
+    let policies =
+        crate::policy::route_policies(rule, field, &ctx.namespace, ctx.resources, &mut errors);
     let traffic = crate::traffic::route_traffic(rule, field, &mut errors);
     let mut cluster_settings = crate::traffic::cluster_settings(rule, field, &mut errors);
     if let Some(tls) = &rule.backend_tls {
@@ -305,6 +307,7 @@ fn translate_rule(
         filters: compiled.filters,
         traffic,
         rate_limits: Vec::new(),
+        policies,
     });
     for host in hosts {
         for (m, entry) in &entries {

@@ -195,6 +195,7 @@ fn translate_one(
                 filters: filters(&path_match),
                 traffic: Traffic::default(),
                 rate_limits: Vec::new(),
+                policies: snapshot::RoutePolicies::default(),
             });
             builder.add_entry(
                 host.clone(),
@@ -226,6 +227,7 @@ fn translate_one(
             filters: Filters::default(),
             traffic: Traffic::default(),
             rate_limits: Vec::new(),
+            policies: snapshot::RoutePolicies::default(),
         });
         add_catch_all(
             builder,
@@ -281,6 +283,7 @@ pub(crate) fn add_global_default(
         filters: Filters::default(),
         traffic: Traffic::default(),
         rate_limits: Vec::new(),
+        policies: snapshot::RoutePolicies::default(),
     });
     let hosts = builder.hosts();
     let provenance = Provenance {

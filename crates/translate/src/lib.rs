@@ -16,6 +16,7 @@ mod diagnostics;
 mod filters;
 mod ingress;
 pub mod manifest;
+mod policy;
 mod ratelimit;
 mod tls;
 mod traffic;

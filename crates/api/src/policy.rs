@@ -1,0 +1,107 @@
+//! Edge policies of an ApiRoute rule: who may call it (addresses, API
+//! keys, basic auth) and which browsers may (CORS).
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tls::SecretRef;
+
+/// Client address lists, checked against the client address after
+/// trusted proxies. A request from a denied address, or (when `allow` is
+/// set) from none of the allowed ones, gets 403.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessControl {
+    /// CIDRs (`10.0.0.0/8`, `2001:db8::/32`) or single addresses allowed;
+    /// empty: every address not denied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub allow: Vec<String>,
+    /// CIDRs or addresses refused; checked before `allow`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub deny: Vec<String>,
+}
+
+/// Who must the caller be. When several methods are listed, a request
+/// passes with any one of them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Authentication {
+    /// API keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeyAuth>,
+    /// HTTP basic authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+}
+
+/// API keys from a Secret: each entry's key is the key's name (a client
+/// or application) and its value the API key.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyAuth {
+    /// The Secret with the keys, in the route's namespace, labelled
+    /// `gatehouse.dev/secret`.
+    pub secret_ref: SecretRef,
+    /// Header carrying the key. Default `X-API-Key` when `queryParameter`
+    /// is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub header: Option<String>,
+    /// Query parameter carrying the key (removed before the request goes
+    /// upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub query_parameter: Option<String>,
+    /// Header that tells the backend which key's name authenticated the
+    /// request. The key itself is never passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub forward_name_header: Option<String>,
+}
+
+/// Basic authentication against an htpasswd file in a Secret (key
+/// `auth`, as ingress-nginx uses), bcrypt hashes (`htpasswd -B`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// The Secret, in the route's namespace, labelled
+    /// `gatehouse.dev/secret`.
+    pub secret_ref: SecretRef,
+    /// Realm in the `WWW-Authenticate` challenge. Default: the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub realm: Option<String>,
+    /// Header that tells the backend the authenticated user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub forward_user_header: Option<String>,
+}
+
+/// Cross-origin resource sharing, answered by the gateway.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Cors {
+    /// Origins allowed: exact (`https://app.example.com`), a one-label
+    /// wildcard (`https://*.example.com`) or `*` (any, without
+    /// credentials).
+    #[schemars(length(min = 1, max = 64))]
+    pub allow_origins: Vec<String>,
+    /// Methods allowed in preflight. Default `GET, HEAD, POST`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed in preflight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to the page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// Allow cookies and credentials (not with `*`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub max_age_seconds: Option<u32>,
+}

@@ -1,0 +1,282 @@
+//! Edge policies at request time: address lists, authentication (API
+//! keys, basic) and CORS. Credentials are compared by digest in constant
+//! time, stripped before the request goes upstream, and never logged.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode};
+use snapshot::{ApiKeys, BasicUsers, CorsPolicy, RoutePolicies};
+
+use crate::body::ProxyBody;
+use crate::respond::ProxyError;
+
+/// Successful basic-auth checks, so bcrypt (tens of milliseconds by
+/// design) runs once per credential, not once per request.
+#[derive(Debug, Default)]
+pub(crate) struct BasicCache {
+    verified: Mutex<HashMap<[u8; 32], ()>>,
+}
+
+const BASIC_CACHE_ENTRIES: usize = 10_000;
+
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_be_bytes());
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Who passed authentication, to tell the backend.
+pub(crate) struct Identity {
+    pub(crate) header: Option<HeaderName>,
+    pub(crate) value: HeaderValue,
+}
+
+/// Whether the client address may call the route (403 otherwise).
+pub(crate) fn check_access(policies: &RoutePolicies, client: IpAddr) -> Result<(), ProxyError> {
+    match &policies.access {
+        Some(list) if !list.permits(client) => Err(ProxyError::Forbidden),
+        _ => Ok(()),
+    }
+}
+
+fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn check_api_key(keys: &ApiKeys, headers: &HeaderMap, query: Option<&str>) -> Option<Identity> {
+    let presented = keys
+        .header
+        .as_ref()
+        .and_then(|h| headers.get(h))
+        .map(HeaderValue::as_bytes)
+        .or_else(|| {
+            keys.query_parameter
+                .as_deref()
+                .and_then(|q| query_value(query, q))
+                .map(str::as_bytes)
+        })?;
+    let presented = snapshot::percent_decode(std::str::from_utf8(presented).ok()?);
+    let d = {
+        let raw = ring::digest::digest(&ring::digest::SHA256, presented.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(raw.as_ref());
+        out
+    };
+    // Every stored digest is compared, in constant time.
+    let mut found = None;
+    for (stored, name) in &keys.keys {
+        if ct_eq(stored, &d) {
+            found = Some(name.clone());
+        }
+    }
+    let name = found?;
+    Some(Identity {
+        header: keys.forward_name_header.clone(),
+        value: HeaderValue::from_str(&name).ok()?,
+    })
+}
+
+async fn check_basic(
+    users: &BasicUsers,
+    headers: &HeaderMap,
+    cache: &Arc<BasicCache>,
+) -> Option<Identity> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    let (_, hash) = users.users.iter().find(|(u, _)| **u == *user)?;
+    let key = digest(&[user.as_bytes(), password.as_bytes(), hash.as_bytes()]);
+    let cached = cache
+        .verified
+        .lock()
+        .map(|m| m.contains_key(&key))
+        .unwrap_or(false);
+    if !cached {
+        let (password, hash) = (password.to_owned(), hash.to_string());
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
+        if !ok {
+            return None;
+        }
+        if let Ok(mut m) = cache.verified.lock() {
+            if m.len() >= BASIC_CACHE_ENTRIES {
+                m.clear();
+            }
+            m.insert(key, ());
+        }
+    }
+    Some(Identity {
+        header: users.forward_user_header.clone(),
+        value: HeaderValue::from_str(user).ok()?,
+    })
+}
+
+/// What passing authentication changes in the upstream request: the
+/// credentials are removed and the identity, if asked for, is added.
+#[derive(Default)]
+pub(crate) struct Passed {
+    strip: Vec<HeaderName>,
+    add: Option<(HeaderName, HeaderValue)>,
+    /// The query without the API key parameter.
+    pub(crate) query: Option<String>,
+}
+
+impl Passed {
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        for h in self.strip {
+            headers.remove(h);
+        }
+        if let Some((name, value)) = self.add {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Checks the route's credentials.
+pub(crate) async fn authenticate(
+    policies: &RoutePolicies,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    host: &str,
+    cache: &Arc<BasicCache>,
+) -> Result<Passed, ProxyError> {
+    let mut passed = Passed::default();
+    if !policies.authenticates() {
+        return Ok(passed);
+    }
+    let mut identity = None;
+    if let Some(keys) = &policies.api_keys {
+        identity = check_api_key(keys, headers, query);
+    }
+    if identity.is_none()
+        && let Some(users) = &policies.basic
+    {
+        identity = check_basic(users, headers, cache).await;
+    }
+    let Some(identity) = identity else {
+        let challenge = match &policies.basic {
+            Some(b) => format!(
+                "Basic realm=\"{}\", charset=\"UTF-8\"",
+                b.realm.as_deref().unwrap_or(host).replace('"', "")
+            ),
+            None => format!("ApiKey realm=\"{}\"", host.replace('"', "")),
+        };
+        return Err(ProxyError::Unauthorized(
+            HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Basic")),
+        ));
+    };
+    // Credentials stop here.
+    if policies.basic.is_some() {
+        passed.strip.push(header::AUTHORIZATION);
+    }
+    if let Some(keys) = &policies.api_keys {
+        if let Some(h) = &keys.header {
+            passed.strip.push(h.clone());
+        }
+        if let (Some(q), Some(query)) = (keys.query_parameter.as_deref(), query) {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|p| p.split_once('=').map_or(*p, |(k, _)| k) != q)
+                .collect();
+            passed.query = Some(kept.join("&"));
+        }
+    }
+    if let Some(name) = identity.header {
+        passed.add = Some((name, identity.value));
+    }
+    Ok(passed)
+}
+
+/// The answer to a CORS preflight, when the request is one.
+pub(crate) fn preflight(
+    cors: &CorsPolicy,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Option<Response<ProxyBody>> {
+    if method != Method::OPTIONS || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        return None;
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let mut resp = Response::new(ProxyBody::full(Bytes::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if !origin.to_str().is_ok_and(|o| cors.allows(o)) {
+        // No CORS headers: the browser refuses the call.
+        return Some(resp);
+    }
+    allow_origin(cors, origin, h);
+    if let Ok(v) = HeaderValue::from_str(&cors.allow_methods) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
+    }
+    let allow_headers = if cors.allow_headers.is_empty() {
+        headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned()
+    } else {
+        HeaderValue::from_str(&cors.allow_headers).ok()
+    };
+    if let Some(v) = allow_headers {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
+    }
+    if let Some(age) = cors.max_age {
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(age));
+    }
+    Some(resp)
+}
+
+fn allow_origin(cors: &CorsPolicy, origin: &HeaderValue, h: &mut HeaderMap) {
+    if cors.any_origin && !cors.allow_credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    } else {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    }
+    if cors.allow_credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+}
+
+/// CORS headers for an actual (non-preflight) response.
+pub(crate) fn response_headers(cors: &CorsPolicy, origin: &HeaderValue, h: &mut HeaderMap) {
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if !origin.to_str().is_ok_and(|o| cors.allows(o)) {
+        return;
+    }
+    allow_origin(cors, origin, h);
+    if !cors.expose_headers.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&cors.expose_headers)
+    {
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
+    }
+}

@@ -1,0 +1,246 @@
+//! An ApiRoute rule's edge policies: address lists, API keys, basic auth
+//! and CORS, with their Secrets read. Any problem makes the rule
+//! unservable (reported as a field error): serving it without the policy
+//! would open what the user meant to close.
+
+use std::sync::Arc;
+
+use api::RouteRule;
+use http::HeaderName;
+use snapshot::{AccessList, ApiKeys, BasicUsers, Cidr, CorsPolicy, RoutePolicies};
+
+use crate::ResourceSet;
+use crate::filters::FieldError;
+
+fn secret_entries(
+    resources: &ResourceSet,
+    namespace: &str,
+    name: &str,
+) -> Option<Vec<(String, Vec<u8>)>> {
+    let s = resources.secrets.iter().find(|s| {
+        s.metadata.namespace.as_deref() == Some(namespace)
+            && s.metadata.name.as_deref() == Some(name)
+    })?;
+    let mut out: Vec<(String, Vec<u8>)> = s
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    out.extend(
+        s.string_data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec())),
+    );
+    Some(out)
+}
+
+fn header(
+    value: Option<&String>,
+    field: String,
+    errors: &mut Vec<FieldError>,
+) -> Option<HeaderName> {
+    let v = value?;
+    match HeaderName::try_from(v.as_str()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            errors.push((field, format!("{v:?} is not a valid header name")));
+            None
+        }
+    }
+}
+
+/// SHA-256 of an API key: keys are looked up by digest, so a lookup's
+/// timing says nothing about how much of a guessed key was right.
+pub(crate) fn key_digest(key: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+pub(crate) fn route_policies(
+    rule: &RouteRule,
+    field: &str,
+    namespace: &str,
+    resources: &ResourceSet,
+    errors: &mut Vec<FieldError>,
+) -> RoutePolicies {
+    let mut out = RoutePolicies::default();
+    if let Some(a) = &rule.access {
+        let mut list = AccessList::default();
+        for (name, src, dst) in [
+            ("allow", &a.allow, &mut list.allow),
+            ("deny", &a.deny, &mut list.deny),
+        ] {
+            for (i, c) in src.iter().enumerate() {
+                match c.parse::<Cidr>() {
+                    Ok(c) => dst.push(c),
+                    Err(msg) => errors.push((format!("{field}.access.{name}[{i}]"), msg)),
+                }
+            }
+        }
+        out.access = Some(Arc::new(list));
+    }
+    if let Some(auth) = &rule.authentication {
+        let f = format!("{field}.authentication");
+        if auth.api_key.is_none() && auth.basic.is_none() {
+            errors.push((f.clone(), "name at least one method (apiKey, basic)".into()));
+        }
+        if let Some(k) = &auth.api_key {
+            let source: Arc<str> = format!("{namespace}/{}", k.secret_ref.name).into();
+            match secret_entries(resources, namespace, &k.secret_ref.name) {
+                None => errors.push((
+                    format!("{f}.apiKey.secretRef"),
+                    format!(
+                        "Secret {source} does not exist (or is not labelled gatehouse.dev/secret)"
+                    ),
+                )),
+                Some(entries) => {
+                    let keys: Vec<([u8; 32], Arc<str>)> = entries
+                        .iter()
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(name, v)| {
+                            let v = v.strip_suffix(b"\n").unwrap_or(v);
+                            (key_digest(v), Arc::from(name.as_str()))
+                        })
+                        .collect();
+                    if keys.is_empty() {
+                        errors.push((
+                            format!("{f}.apiKey.secretRef"),
+                            format!("Secret {source} holds no keys"),
+                        ));
+                    }
+                    let query_parameter = k.query_parameter.as_deref().map(Into::into);
+                    let default_header = query_parameter.is_none().then(|| "x-api-key".to_owned());
+                    out.api_keys = Some(Arc::new(ApiKeys {
+                        source,
+                        header: header(
+                            k.header.as_ref().or(default_header.as_ref()),
+                            format!("{f}.apiKey.header"),
+                            errors,
+                        ),
+                        query_parameter,
+                        forward_name_header: header(
+                            k.forward_name_header.as_ref(),
+                            format!("{f}.apiKey.forwardNameHeader"),
+                            errors,
+                        ),
+                        keys,
+                    }));
+                }
+            }
+        }
+        if let Some(b) = &auth.basic {
+            let source: Arc<str> = format!("{namespace}/{}", b.secret_ref.name).into();
+            let entries = secret_entries(resources, namespace, &b.secret_ref.name);
+            let htpasswd = entries
+                .as_ref()
+                .and_then(|e| e.iter().find(|(k, _)| k == "auth"));
+            match htpasswd {
+                None => errors.push((
+                    format!("{f}.basic.secretRef"),
+                    format!(
+                        "Secret {source} does not exist or has no `auth` key (an htpasswd file)"
+                    ),
+                )),
+                Some((_, text)) => {
+                    let mut users = Vec::new();
+                    for (n, line) in String::from_utf8_lossy(text).lines().enumerate() {
+                        let line = line.trim();
+                        if line.is_empty() || line.starts_with('#') {
+                            continue;
+                        }
+                        match line.split_once(':') {
+                            Some((user, hash))
+                                if hash.starts_with("$2y$")
+                                    || hash.starts_with("$2b$")
+                                    || hash.starts_with("$2a$") =>
+                            {
+                                users.push((user.into(), hash.into()));
+                            }
+                            _ => errors.push((
+                                format!("{f}.basic.secretRef"),
+                                format!("Secret {source}, line {}: only bcrypt entries (htpasswd -B) are accepted", n + 1),
+                            )),
+                        }
+                    }
+                    out.basic = Some(Arc::new(BasicUsers {
+                        source,
+                        realm: b.realm.as_deref().map(Into::into),
+                        forward_user_header: header(
+                            b.forward_user_header.as_ref(),
+                            format!("{f}.basic.forwardUserHeader"),
+                            errors,
+                        ),
+                        users,
+                    }));
+                }
+            }
+        }
+    }
+    if let Some(c) = &rule.cors {
+        let f = format!("{field}.cors");
+        let mut policy = CorsPolicy {
+            origins: Vec::new(),
+            wildcard_origins: Vec::new(),
+            any_origin: false,
+            allow_methods: if c.allow_methods.is_empty() {
+                "GET, HEAD, POST".into()
+            } else {
+                c.allow_methods.join(", ").to_ascii_uppercase().into()
+            },
+            allow_headers: c.allow_headers.join(", ").into(),
+            expose_headers: c.expose_headers.join(", ").into(),
+            allow_credentials: c.allow_credentials,
+            max_age: c.max_age_seconds,
+        };
+        for (i, o) in c.allow_origins.iter().enumerate() {
+            let o = o.to_ascii_lowercase();
+            if o == "*" {
+                policy.any_origin = true;
+            } else if let Some((scheme, rest)) = o.split_once("://*.") {
+                policy
+                    .wildcard_origins
+                    .push((format!("{scheme}://").into(), format!(".{rest}").into()));
+            } else if o.contains("://") && !o.ends_with('/') {
+                policy.origins.push(o.into());
+            } else {
+                errors.push((
+                    format!("{f}.allowOrigins[{i}]"),
+                    format!("{o:?} is not an origin (scheme://host[:port], no path)"),
+                ));
+            }
+        }
+        if policy.any_origin && policy.allow_credentials {
+            errors.push((
+                format!("{f}.allowCredentials"),
+                "credentials cannot be allowed for any origin (*): list the origins".into(),
+            ));
+        }
+        for (name, list) in [
+            ("allowHeaders", &c.allow_headers),
+            ("exposeHeaders", &c.expose_headers),
+        ] {
+            for (i, h) in list.iter().enumerate() {
+                if HeaderName::try_from(h.as_str()).is_err() {
+                    errors.push((
+                        format!("{f}.{name}[{i}]"),
+                        format!("{h:?} is not a header name"),
+                    ));
+                }
+            }
+        }
+        for (i, m) in c.allow_methods.iter().enumerate() {
+            if http::Method::from_bytes(m.as_bytes()).is_err() {
+                errors.push((
+                    format!("{f}.allowMethods[{i}]"),
+                    format!("{m:?} is not a method"),
+                ));
+            }
+        }
+        out.cors = Some(Arc::new(policy));
+    }
+    out
+}

@@ -1,0 +1,318 @@
+//! Edge policies: client address lists, API keys, basic auth, CORS.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+use bytes::Bytes;
+use http::Method;
+use testkit::manifests::{INGRESS_CLASS, docs, service, write_atomic};
+use testkit::{EchoServer, GatewayProcess, HttpClient, Reply, run_gatehouse};
+
+fn rule_route(name: &str, host: &str, rule: &str) -> String {
+    format!(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: ApiRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ingressClassName: gatehouse\n  hostnames: [\"{host}\"]\n  rules:\n  - backends: [{{name: svc, port: 80}}]\n{rule}"
+    )
+}
+
+fn secret(name: &str, entries: &[(&str, &str)]) -> String {
+    let data: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": "default", "labels": {"gatehouse.dev/secret": "true"}},
+        "stringData": data,
+    })
+    .to_string()
+}
+
+async fn send(
+    client: &HttpClient,
+    gw: &GatewayProcess,
+    method: Method,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    client
+        .send(gw.http, method, host, path, headers, Bytes::new())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_policy_accepts_and_rejects() {
+    let echo = EchoServer::start("echo").await;
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let htpasswd = format!("# users\ncarol:{hash}\n");
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("svc", &[echo.addr]),
+            secret("keys", &[("alice", "key-a"), ("bob", "key-b\n")]),
+            secret("users", &[("auth", &htpasswd)]),
+            rule_route(
+                "allow",
+                "allow.example.com",
+                "    access: {allow: [10.0.0.0/8]}\n",
+            ),
+            rule_route(
+                "deny",
+                "deny.example.com",
+                "    access: {deny: [127.0.0.0/8, \"::1\"]}\n",
+            ),
+            rule_route(
+                "keys",
+                "keys.example.com",
+                "    authentication: {apiKey: {secretRef: {name: keys}, forwardNameHeader: X-Consumer}}\n",
+            ),
+            rule_route(
+                "query",
+                "query.example.com",
+                "    authentication: {apiKey: {secretRef: {name: keys}, queryParameter: apikey}}\n",
+            ),
+            rule_route(
+                "basic",
+                "basic.example.com",
+                "    authentication: {basic: {secretRef: {name: users}, realm: staff, forwardUserHeader: X-User}}\n",
+            ),
+            rule_route(
+                "cors",
+                "cors.example.com",
+                "    cors: {allowOrigins: [\"https://app.example.com\", \"https://*.partner.example.com\"], allowMethods: [GET, POST], allowHeaders: [Content-Type], exposeHeaders: [X-Total], allowCredentials: true, maxAgeSeconds: 600}\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &["--trusted-proxies", "127.0.0.1/32"]).await;
+    let c = HttpClient::new();
+    let get = Method::GET;
+
+    // Addresses: the client address after trusted proxies counts.
+    let r = send(&c, &gw, get.clone(), "allow.example.com", "/", &[]).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (403, "forbidden\n"));
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "allow.example.com",
+        "/",
+        &[("x-forwarded-for", "10.1.2.3")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = send(&c, &gw, get.clone(), "deny.example.com", "/", &[]).await;
+    assert_eq!(r.status, 403);
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "deny.example.com",
+        "/",
+        &[("x-forwarded-for", "192.0.2.1")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+
+    // API keys in a header: missing and wrong → 401 with a challenge.
+    for headers in [
+        &[][..],
+        &[("x-api-key", "nope")][..],
+        &[("x-api-key", "key-ab")][..],
+    ] {
+        let r = send(&c, &gw, get.clone(), "keys.example.com", "/", headers).await;
+        assert_eq!(r.status, 401, "{headers:?}");
+        assert_eq!(
+            r.headers["www-authenticate"],
+            "ApiKey realm=\"keys.example.com\""
+        );
+    }
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "keys.example.com",
+        "/",
+        &[("x-api-key", "key-a"), ("x-consumer", "forged")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let e = r.echo().unwrap();
+    assert_eq!(e.header("x-consumer"), Some("alice"));
+    assert_eq!(e.header("x-api-key"), None, "the key is not passed on");
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "keys.example.com",
+        "/",
+        &[("x-api-key", "key-b")],
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "a trailing newline in the Secret is not part of the key"
+    );
+
+    // API keys in the query: removed before the request goes upstream.
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "query.example.com",
+        "/items?apikey=key-b&page=2",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.echo().unwrap().query, "page=2");
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "query.example.com",
+        "/items?apikey=key-c",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+
+    // Basic auth against bcrypt hashes.
+    let basic = |user: &str, pass: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
+    };
+    let r = send(&c, &gw, get.clone(), "basic.example.com", "/", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.headers["www-authenticate"],
+        "Basic realm=\"staff\", charset=\"UTF-8\""
+    );
+    for (user, pass) in [("carol", "wrong"), ("dave", "s3cret")] {
+        let auth = basic(user, pass);
+        let r = send(
+            &c,
+            &gw,
+            get.clone(),
+            "basic.example.com",
+            "/",
+            &[("authorization", &auth)],
+        )
+        .await;
+        assert_eq!(r.status, 401, "{user}");
+    }
+    let auth = basic("carol", "s3cret");
+    for _ in 0..2 {
+        let r = send(
+            &c,
+            &gw,
+            get.clone(),
+            "basic.example.com",
+            "/",
+            &[("authorization", &auth)],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let e = r.echo().unwrap();
+        assert_eq!(e.header("x-user"), Some("carol"));
+        assert_eq!(e.header("authorization"), None);
+    }
+    assert!(
+        !gw.logs().contains("s3cret") && !gw.logs().contains("key-a"),
+        "no credentials in logs"
+    );
+
+    // CORS: preflight answered by the gateway, never reaching the backend.
+    let before = echo.requests();
+    let pre = [
+        ("origin", "https://app.example.com"),
+        ("access-control-request-method", "POST"),
+    ];
+    let r = send(&c, &gw, Method::OPTIONS, "cors.example.com", "/api", &pre).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(r.headers["access-control-allow-methods"], "GET, POST");
+    assert_eq!(r.headers["access-control-allow-headers"], "Content-Type");
+    assert_eq!(r.headers["access-control-allow-credentials"], "true");
+    assert_eq!(r.headers["access-control-max-age"], "600");
+    let pre = [
+        ("origin", "https://a.partner.example.com"),
+        ("access-control-request-method", "GET"),
+    ];
+    let r = send(&c, &gw, Method::OPTIONS, "cors.example.com", "/api", &pre).await;
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://a.partner.example.com"
+    );
+    for origin in [
+        "https://evil.example.org",
+        "https://a.b.partner.example.com",
+        "http://app.example.com",
+    ] {
+        let pre = [("origin", origin), ("access-control-request-method", "GET")];
+        let r = send(&c, &gw, Method::OPTIONS, "cors.example.com", "/api", &pre).await;
+        assert_eq!(r.status, 204);
+        assert!(
+            r.headers.get("access-control-allow-origin").is_none(),
+            "{origin}"
+        );
+    }
+    assert_eq!(echo.requests(), before);
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "cors.example.com",
+        "/api",
+        &[("origin", "https://app.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(r.headers["access-control-expose-headers"], "X-Total");
+    assert_eq!(r.headers["vary"], "Origin");
+}
+
+#[test]
+fn broken_policies_keep_the_rule_from_being_served() {
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("svc", &[]),
+            rule_route("a", "a.example.com", "    access: {deny: [10.0.0.0/33]}\n"),
+            rule_route(
+                "b",
+                "b.example.com",
+                "    authentication: {apiKey: {secretRef: {name: missing}}}\n",
+            ),
+            rule_route(
+                "c",
+                "c.example.com",
+                "    cors: {allowOrigins: [\"*\"], allowCredentials: true}\n",
+            ),
+        ]),
+    );
+    let (status, out) = run_gatehouse(&["validate", "-f", dir.path().to_str().unwrap()]);
+    assert!(!status.success());
+    for needle in [
+        "spec.rules[0].access.deny[0]",
+        "spec.rules[0].authentication.apiKey.secretRef: Secret default/missing does not exist",
+        "spec.rules[0].cors.allowCredentials",
+    ] {
+        assert!(out.contains(needle), "{needle}\n{out}");
+    }
+}
