@@ -316,3 +316,122 @@ fn broken_policies_keep_the_rule_from_being_served() {
         assert!(out.contains(needle), "{needle}\n{out}");
     }
 }
+
+/// An authorization service: `Bearer good` passes as alice; anything
+/// else gets its own 401 with a body and a challenge.
+async fn auth_service() -> std::net::SocketAddr {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let good = req
+                        .headers()
+                        .get("authorization")
+                        .is_some_and(|v| v == "Bearer good");
+                    let uri = req.headers().get("x-forwarded-uri").cloned();
+                    let resp = if good {
+                        http::Response::builder()
+                            .status(200)
+                            .header("x-user", "alice")
+                            .header("x-other", "not copied")
+                            .header(
+                                "x-seen-uri",
+                                uri.unwrap_or(http::HeaderValue::from_static("")),
+                            )
+                            .body(Full::new(Bytes::new()))
+                    } else {
+                        http::Response::builder()
+                            .status(401)
+                            .header("www-authenticate", "Bearer realm=\"auth\"")
+                            .body(Full::new(Bytes::from_static(
+                                b"{\"error\":\"login first\"}",
+                            )))
+                    };
+                    Ok::<_, std::convert::Infallible>(resp.unwrap())
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_service_decides_and_its_answer_reaches_the_client() {
+    let echo = EchoServer::start("echo").await;
+    let auth = auth_service().await;
+    let dead = testkit::free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("svc", &[echo.addr]),
+            rule_route(
+                "ext",
+                "ext.example.com",
+                &format!(
+                    "    authentication: {{external: {{url: \"http://{auth}/check\", upstreamHeaders: [X-User]}}}}\n"
+                ),
+            ),
+            rule_route(
+                "down",
+                "down.example.com",
+                &format!(
+                    "    authentication: {{external: {{url: \"http://{dead}/check\", timeout: 500ms}}}}\n"
+                ),
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let c = HttpClient::new();
+    let r = send(
+        &c,
+        &gw,
+        Method::GET,
+        "ext.example.com",
+        "/orders?id=7",
+        &[("authorization", "Bearer good"), ("x-user", "mallory")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let e = r.echo().unwrap();
+    assert_eq!(
+        e.header("x-user"),
+        Some("alice"),
+        "the service's answer replaces the client's"
+    );
+    assert_eq!(e.header("x-other"), None);
+    let before = echo.requests();
+    let r = send(
+        &c,
+        &gw,
+        Method::POST,
+        "ext.example.com",
+        "/orders",
+        &[("authorization", "Bearer bad")],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"auth\"");
+    assert_eq!(r.text(), "{\"error\":\"login first\"}");
+    assert_eq!(
+        echo.requests(),
+        before,
+        "a denied request never reaches the backend"
+    );
+    let r = send(&c, &gw, Method::GET, "down.example.com", "/", &[]).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "authorization unavailable\n");
+}

@@ -34,6 +34,38 @@ pub struct Authentication {
     /// HTTP basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic: Option<BasicAuth>,
+    /// An authorization service asked about every request (after API key
+    /// or basic auth, when those are set too: both must pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalAuth>,
+}
+
+/// External authorization: the gateway sends the request's method, URI
+/// and chosen headers (no body) to `url`. A 2xx answer lets the request
+/// through, copying `upstreamHeaders` from the answer into it; any other
+/// answer is returned to the client as it is (status, headers, body up to
+/// 64 KiB). An unreachable or slow service answers 503.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalAuth {
+    /// `http://host:port/path` of the service (for example
+    /// `http://auth.security.svc:8080/check`). The original path and query
+    /// go in `X-Forwarded-Uri`, the method in `X-Forwarded-Method`, the
+    /// host in `X-Forwarded-Host`.
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// Request headers sent to the service. Default `Authorization`,
+    /// `Cookie`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers: Vec<String>,
+    /// Headers of a 2xx answer copied into the upstream request
+    /// (replacing any the client sent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream_headers: Vec<String>,
+    /// Longest wait for the answer; default `2s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    pub timeout: Option<String>,
 }
 
 /// API keys from a Secret: each entry's key is the key's name (a client

@@ -145,6 +145,7 @@ pub struct Proxy {
     config: ProxyConfig,
     rate_limiter: Arc<RateLimiter>,
     basic_cache: Arc<crate::policy::BasicCache>,
+    auth_client: crate::policy::AuthClient,
 }
 
 /// What the response phase adds whatever the outcome.
@@ -234,6 +235,7 @@ impl Proxy {
             config,
             rate_limiter,
             basic_cache: Arc::default(),
+            auth_client: crate::policy::auth_client(),
         }
     }
 
@@ -424,6 +426,21 @@ impl Proxy {
             &self.basic_cache,
         )
         .await?;
+        let authorized_headers = match &route.policies.external {
+            None => Vec::new(),
+            Some(ext) => {
+                let uri = original.as_ref().map_or("/", PathAndQuery::as_str);
+                crate::policy::external(
+                    ext,
+                    &self.auth_client,
+                    &parts.method,
+                    &parts.headers,
+                    &host,
+                    uri,
+                )
+                .await?
+            }
+        };
 
         // Phase 3b: rate limits. Every limit is checked (so each budget
         // counts the request); the first that rejects decides.
@@ -522,6 +539,9 @@ impl Proxy {
         // client sent under that name.
         let auth_query = passed.query.take();
         passed.apply(&mut parts.headers);
+        for (name, value) in authorized_headers {
+            parts.headers.insert(name, value);
+        }
         if let Some((name, subject)) = client_subject {
             parts.headers.remove(&name);
             if let Some(subject) = subject {

@@ -65,6 +65,12 @@ pub(crate) enum ProxyError {
     /// A rate limit rejected the request.
     #[error("rate limited")]
     RateLimited,
+    /// The external authorization service said no: its answer.
+    #[error("denied by the authorization service ({})", .0.0)]
+    AuthDenied(Box<(StatusCode, http::HeaderMap, Bytes)>),
+    /// The external authorization service could not be asked.
+    #[error("the authorization service is unavailable")]
+    AuthUnavailable,
     /// The client address is not allowed.
     #[error("the client address is not allowed")]
     Forbidden,
@@ -93,6 +99,8 @@ impl ProxyError {
             Self::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::AuthDenied(a) => a.0,
+            Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -116,7 +124,8 @@ impl ProxyError {
             Self::UpstreamTimeout => "upstream request timeout\n",
             Self::Misdirected => "open a new connection for this host\n",
             Self::RateLimited => "too many requests\n",
-            Self::Forbidden => "forbidden\n",
+            Self::Forbidden | Self::AuthDenied(_) => "forbidden\n",
+            Self::AuthUnavailable => "authorization unavailable\n",
             Self::Unauthorized(_) => "authentication required\n",
             Self::RateLimitUnavailable => "rate limit unavailable\n",
         }
@@ -132,7 +141,8 @@ impl ProxyError {
                 grpc::Code::ResourceExhausted
             }
             Self::RateLimitUnavailable => grpc::Code::Unavailable,
-            Self::Forbidden => grpc::Code::PermissionDenied,
+            Self::Forbidden | Self::AuthDenied(_) => grpc::Code::PermissionDenied,
+            Self::AuthUnavailable => grpc::Code::Unavailable,
             Self::Unauthorized(_) => grpc::Code::Unauthenticated,
             Self::BadHost | Self::BadPath(_) | Self::BodyRead(_) | Self::Misdirected => {
                 grpc::Code::Internal
@@ -148,6 +158,13 @@ impl ProxyError {
     /// The response for this error: plain text, or for gRPC clients a
     /// trailers-only gRPC answer they can read.
     pub(crate) fn into_response(self, grpc: Option<(grpc::GrpcKind, &str)>) -> Response<ProxyBody> {
+        if let (Self::AuthDenied(answer), None) = (&self, &grpc) {
+            let (status, headers, body) = &**answer;
+            let mut resp = Response::new(ProxyBody::full(body.clone()));
+            *resp.status_mut() = *status;
+            *resp.headers_mut() = headers.clone();
+            return resp;
+        }
         let challenge = match &self {
             Self::Unauthorized(c) => Some(c.clone()),
             _ => None,

@@ -190,6 +190,32 @@ pub struct BasicUsers {
     pub users: Vec<(Box<str>, Box<str>)>,
 }
 
+/// External authorization of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalAuth {
+    /// The service's URL.
+    #[serde(serialize_with = "ser_display")]
+    pub url: http::Uri,
+    /// Request headers sent along.
+    #[serde(serialize_with = "ser_headers")]
+    pub request_headers: Vec<HeaderName>,
+    /// Answer headers copied upstream.
+    #[serde(serialize_with = "ser_headers")]
+    pub upstream_headers: Vec<HeaderName>,
+    /// Longest wait.
+    #[serde(serialize_with = "crate::duration::ser")]
+    pub timeout: Duration,
+}
+
+fn ser_display<S: Serializer>(v: &http::Uri, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn ser_headers<S: Serializer>(v: &[HeaderName], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(HeaderName::as_str))
+}
+
 /// CORS settings of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -241,6 +267,9 @@ pub struct RoutePolicies {
     /// Basic auth.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic: Option<Arc<BasicUsers>>,
+    /// External authorization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<Arc<ExternalAuth>>,
     /// CORS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Arc<CorsPolicy>>,
@@ -252,7 +281,7 @@ impl RoutePolicies {
         *self == Self::default()
     }
 
-    /// Whether the route requires credentials.
+    /// Whether the route requires API keys or basic credentials.
     pub fn authenticates(&self) -> bool {
         self.api_keys.is_some() || self.basic.is_some()
     }

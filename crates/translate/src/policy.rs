@@ -85,8 +85,57 @@ pub(crate) fn route_policies(
     }
     if let Some(auth) = &rule.authentication {
         let f = format!("{field}.authentication");
-        if auth.api_key.is_none() && auth.basic.is_none() {
-            errors.push((f.clone(), "name at least one method (apiKey, basic)".into()));
+        if auth.api_key.is_none() && auth.basic.is_none() && auth.external.is_none() {
+            errors.push((
+                f.clone(),
+                "name at least one method (apiKey, basic, external)".into(),
+            ));
+        }
+        if let Some(x) = &auth.external {
+            let fx = format!("{f}.external");
+            let url = match x.url.parse::<http::Uri>() {
+                Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => Some(u),
+                Ok(_) => {
+                    errors.push((format!("{fx}.url"), "use http://host:port/path (https is not supported for the auth service yet)".into()));
+                    None
+                }
+                Err(e) => {
+                    errors.push((format!("{fx}.url"), format!("not a URL: {e}")));
+                    None
+                }
+            };
+            let names =
+                |list: &[String], name: &str, errors: &mut Vec<FieldError>| -> Vec<HeaderName> {
+                    list.iter()
+                        .enumerate()
+                        .filter_map(|(i, h)| header(Some(h), format!("{fx}.{name}[{i}]"), errors))
+                        .collect()
+                };
+            let mut request_headers = names(&x.request_headers, "requestHeaders", errors);
+            if x.request_headers.is_empty() {
+                request_headers = vec![http::header::AUTHORIZATION, http::header::COOKIE];
+            }
+            let upstream_headers = names(&x.upstream_headers, "upstreamHeaders", errors);
+            let timeout = match x.timeout.as_deref().map(crate::values::parse_duration) {
+                None => std::time::Duration::from_secs(2),
+                Some(Ok(d)) if !d.is_zero() => d,
+                Some(Ok(_)) => {
+                    errors.push((format!("{fx}.timeout"), "must be longer than zero".into()));
+                    std::time::Duration::from_secs(2)
+                }
+                Some(Err(msg)) => {
+                    errors.push((format!("{fx}.timeout"), msg));
+                    std::time::Duration::from_secs(2)
+                }
+            };
+            if let Some(url) = url {
+                out.external = Some(Arc::new(snapshot::ExternalAuth {
+                    url,
+                    request_headers,
+                    upstream_headers,
+                    timeout,
+                }));
+            }
         }
         if let Some(k) = &auth.api_key {
             let source: Arc<str> = format!("{namespace}/{}", k.secret_ref.name).into();
