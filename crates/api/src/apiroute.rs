@@ -174,6 +174,10 @@ pub struct RouteRule {
     /// origins get the CORS response headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<crate::policy::Cors>,
+
+    /// Response caching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::policy::Cache>,
 }
 
 /// A set of conditions on a request. All conditions present must hold.

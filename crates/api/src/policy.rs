@@ -137,3 +137,54 @@ pub struct Cors {
     #[schemars(range(min = 0, max = 86400))]
     pub max_age_seconds: Option<u32>,
 }
+
+/// Response caching for a rule. Only GET and HEAD requests are cached;
+/// `Cache-Control` (`no-store`, `private`, `max-age`, `s-maxage`) and
+/// `Vary` of the response are honoured, responses setting cookies are not
+/// stored, and concurrent misses for one key make one upstream request.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Cache {
+    /// How long a response is fresh when it does not say (`max-age`,
+    /// `s-maxage`), such as `60s`.
+    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    pub ttl: String,
+    /// What tells entries apart besides method, host and path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<CacheKey>,
+    /// Largest body stored, in bytes (default 1 MiB); larger responses are
+    /// passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 67_108_864))]
+    pub max_entry_bytes: Option<u32>,
+    /// Statuses stored (default 200, 203, 204, 301, 404, 410).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<u16>,
+}
+
+/// The parts of a request that make up a cache key.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheKey {
+    /// `All` (default): the whole query string, parameters sorted;
+    /// `None`: ignore it; `Listed`: only `queryParameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<CacheQuery>,
+    /// Query parameters in the key when `query` is `Listed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_parameters: Vec<String>,
+    /// Request headers whose values are part of the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+}
+
+/// How the query string enters the key.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheQuery {
+    /// Every parameter.
+    All,
+    /// None.
+    None,
+    /// Only the listed parameters.
+    Listed,
+}

@@ -54,6 +54,9 @@ pub async fn serve(
 }
 
 fn handle(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/cache/purge" {
+        return purge(gateway, req);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }
@@ -89,6 +92,47 @@ fn handle(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
+/// `POST /cache/purge?host=H&prefix=/P`: removes cached responses for
+/// host `H` whose path starts with `/P` (default `/`).
+fn purge(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+    }
+    let params: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), snapshot::percent_decode(v).into_owned()))
+        .collect();
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(host) = get("host") else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "give ?host= (and optionally &prefix=)\n",
+        );
+    };
+    let prefix = get("prefix").unwrap_or("/");
+    let removed = gateway
+        .cache()
+        .map_or(0, |c| c.purge(&host.to_ascii_lowercase(), prefix));
+    tracing::info!(host, prefix, removed, "cache purged");
+    let mut resp = Response::new(Full::new(Bytes::from(format!(
+        "{{\"removed\":{removed}}}\n"
+    ))));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// The metrics the gateway keeps so far, in the OpenMetrics text format.
 fn metrics(gateway: &Gateway) -> Response<Full<Bytes>> {
     use std::fmt::Write;
@@ -120,6 +164,18 @@ fn metrics(gateway: &Gateway) -> Response<Full<Bytes>> {
             "gatehouse_ratelimit_failed_open",
             "Requests let through because Redis could not be checked (failureMode Open).",
             c.failed_open.load(Relaxed),
+        );
+    }
+    if let Some(c) = gateway.cache() {
+        counter(
+            "gatehouse_cache_hits",
+            "Responses served from the cache.",
+            c.counters.hits.load(Relaxed),
+        );
+        counter(
+            "gatehouse_cache_misses",
+            "Cache lookups that went upstream.",
+            c.counters.misses.load(Relaxed),
         );
     }
     out.push_str("# EOF\n");

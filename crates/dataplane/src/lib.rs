@@ -11,6 +11,7 @@
 
 pub mod admin;
 mod body;
+mod cache;
 mod clientinfo;
 mod compress;
 mod grpc;
@@ -30,6 +31,7 @@ mod tunnel;
 mod upstream;
 
 pub use body::{BoxError, ProxyBody};
+pub use cache::{CacheCounters, ResponseCache};
 pub use clientinfo::Cidr;
 pub use listener::{ListenerConfig, bind, serve, serve_tls};
 pub use proxy::{Connection, Proxy, ProxyConfig};

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full, Limited};
@@ -34,12 +34,18 @@ use snapshot::{
 };
 
 use crate::body::{ProxyBody, TeeBody, UpstreamBody};
+use crate::cache::ResponseCache;
 use crate::clientinfo::{self, Cidr};
 use crate::grpc::{self, GrpcKind};
 use crate::headers::strip_hop_by_hop;
 use crate::lb::{EndpointState, InFlight, Outcome, stable_hash};
 use crate::ratelimit::RateLimiter;
 use crate::respond::ProxyError;
+
+/// Bytes of responses the cache holds unless configured.
+const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+
+static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// Most keys held per local rate limit before new keys share a budget.
 const DEFAULT_RATE_LIMIT_KEYS: usize = 100_000;
@@ -146,6 +152,7 @@ pub struct Proxy {
     rate_limiter: Arc<RateLimiter>,
     basic_cache: Arc<crate::policy::BasicCache>,
     auth_client: crate::policy::AuthClient,
+    cache: Arc<ResponseCache>,
 }
 
 /// What the response phase adds whatever the outcome.
@@ -227,6 +234,8 @@ impl Proxy {
             max_idle: config.upstream_max_idle,
         }));
         gateway.set_upstreams(upstreams.clone());
+        let cache = Arc::new(ResponseCache::new(DEFAULT_CACHE_BYTES));
+        gateway.set_cache(cache.clone());
         let rate_limiter = Arc::new(RateLimiter::new(DEFAULT_RATE_LIMIT_KEYS));
         gateway.set_rate_limit_counters(rate_limiter.counters.clone());
         Self {
@@ -236,7 +245,16 @@ impl Proxy {
             rate_limiter,
             basic_cache: Arc::default(),
             auth_client: crate::policy::auth_client(),
+            cache,
         }
+    }
+
+    /// Uses `cache` for responses (shared with the admin endpoints).
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<ResponseCache>) -> Self {
+        self.gateway.set_cache(cache.clone());
+        self.cache = cache;
+        self
     }
 
     /// Uses `limiter` for rate limits (for example one with Redis).
@@ -503,6 +521,37 @@ impl Proxy {
                 return Ok(resp);
             }
         };
+        // Phase 4b: the response cache.
+        let mut cache_fill = None;
+        if let Some(policy) = &route.policies.cache
+            && on_upgrade.is_none()
+            && grpc.is_none()
+            && crate::cache::cacheable_request(&parts.method, &parts.headers)
+        {
+            let key = ResponseCache::key(policy, &route.id, &host, &path, query, &parts.headers);
+            let wait = self.timeout_for(route).unwrap_or(Duration::from_secs(30));
+            match self.cache.lookup(key, &parts.headers, wait).await {
+                crate::cache::Lookup::Hit(stored) => {
+                    let body = if parts.method == Method::HEAD {
+                        Bytes::new()
+                    } else {
+                        stored.body.clone()
+                    };
+                    let mut resp = Response::new(ProxyBody::full(body));
+                    *resp.status_mut() = stored.status;
+                    *resp.headers_mut() = stored.headers.clone();
+                    resp.headers_mut()
+                        .insert(header::AGE, HeaderValue::from(stored.age()));
+                    resp.headers_mut()
+                        .insert(X_CACHE.clone(), HeaderValue::from_static("HIT"));
+                    return Ok(resp);
+                }
+                crate::cache::Lookup::Fetch(guard) => {
+                    cache_fill = (parts.method == Method::GET)
+                        .then(|| (guard, policy.clone(), parts.headers.clone()));
+                }
+            }
+        }
         let traffic = &route.traffic;
         let body_limit = traffic
             .max_body_bytes
@@ -850,6 +899,28 @@ impl Proxy {
             if let Ok(v) = HeaderValue::try_from(cookie) {
                 resp_parts.headers.append(header::SET_COOKIE, v);
             }
+        }
+        if let Some((guard, policy, request_headers)) = cache_fill {
+            resp_parts
+                .headers
+                .insert(X_CACHE.clone(), HeaderValue::from_static("MISS"));
+            let body = match crate::cache::read_up_to(resp_body, policy.max_entry_bytes).await {
+                Ok(bytes) => {
+                    self.cache.store(
+                        &guard.key,
+                        &policy,
+                        &request_headers,
+                        resp_parts.status,
+                        &resp_parts.headers,
+                        bytes.clone(),
+                    );
+                    drop(in_flight);
+                    ProxyBody::full(bytes)
+                }
+                Err(stream) => ProxyBody::boxed(stream, Some(in_flight)),
+            };
+            drop(guard);
+            return Ok(Response::from_parts(resp_parts, body));
         }
         let body = match grpc {
             Some((kind @ (GrpcKind::Web | GrpcKind::WebText), suffix)) => {

@@ -46,6 +46,8 @@ pub struct Gateway {
     tls: OnceLock<Shared>,
     /// Rate-limit counters of the proxy, for `/metrics`.
     rate_limits: arc_swap::ArcSwapOption<crate::ratelimit::RateLimitCounters>,
+    /// The proxy's response cache, for purges and metrics.
+    cache: arc_swap::ArcSwapOption<crate::cache::ResponseCache>,
 }
 
 impl Default for Gateway {
@@ -71,11 +73,21 @@ impl Gateway {
             upstreams: OnceLock::new(),
             tls: OnceLock::new(),
             rate_limits: arc_swap::ArcSwapOption::empty(),
+            cache: arc_swap::ArcSwapOption::empty(),
         }
     }
 
     pub(crate) fn set_rate_limit_counters(&self, c: Arc<crate::ratelimit::RateLimitCounters>) {
         self.rate_limits.store(Some(c));
+    }
+
+    pub(crate) fn set_cache(&self, c: Arc<crate::cache::ResponseCache>) {
+        self.cache.store(Some(c));
+    }
+
+    /// The response cache, once a proxy serves this gateway.
+    pub fn cache(&self) -> Option<Arc<crate::cache::ResponseCache>> {
+        self.cache.load_full()
     }
 
     /// Rate-limit counters, once a proxy serves this gateway.

@@ -38,8 +38,8 @@ pub use matcher::{
 };
 pub use path::{PathError, normalize_path};
 pub use policy::{
-    AccessList, ApiKeys, BasicUsers, Cidr, CorsPolicy, ExternalAuth, RateLimit, RateLimitKey,
-    RateLimitScope, RoutePolicies,
+    AccessList, ApiKeys, BasicUsers, CachePolicy, CacheQuery, Cidr, CorsPolicy, ExternalAuth,
+    RateLimit, RateLimitKey, RateLimitScope, RoutePolicies,
 };
 pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{

@@ -273,6 +273,41 @@ pub struct RoutePolicies {
     /// CORS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Arc<CorsPolicy>>,
+    /// Response caching.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Arc<CachePolicy>>,
+}
+
+/// How the query enters a cache key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum CacheQuery {
+    /// All parameters, sorted.
+    All,
+    /// None.
+    Ignore,
+    /// Only these.
+    Listed(Vec<Box<str>>),
+}
+
+/// Response caching of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CachePolicy {
+    /// Freshness when the response does not say.
+    #[serde(serialize_with = "crate::duration::ser")]
+    pub ttl: Duration,
+    /// The query's part of the key.
+    pub query: CacheQuery,
+    /// Request headers in the key.
+    #[serde(serialize_with = "ser_headers")]
+    pub headers: Vec<HeaderName>,
+    /// Largest body stored.
+    pub max_entry_bytes: usize,
+    /// Statuses stored.
+    pub statuses: Vec<u16>,
+    /// Changes whenever the rule's configuration does, so entries made
+    /// under an older configuration are never served.
+    pub fingerprint: u64,
 }
 
 impl RoutePolicies {

@@ -291,5 +291,60 @@ pub(crate) fn route_policies(
         }
         out.cors = Some(Arc::new(policy));
     }
+    if let Some(c) = &rule.cache {
+        let f = format!("{field}.cache");
+        let ttl = match crate::values::parse_duration(&c.ttl) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                errors.push((format!("{f}.ttl"), "must be longer than zero".into()));
+                std::time::Duration::from_secs(1)
+            }
+            Err(msg) => {
+                errors.push((format!("{f}.ttl"), msg));
+                std::time::Duration::from_secs(1)
+            }
+        };
+        let key = c.key.clone().unwrap_or_default();
+        let query = match key.query.unwrap_or(api::CacheQuery::All) {
+            api::CacheQuery::All => snapshot::CacheQuery::All,
+            api::CacheQuery::None => snapshot::CacheQuery::Ignore,
+            api::CacheQuery::Listed => {
+                let mut names: Vec<Box<str>> = key
+                    .query_parameters
+                    .iter()
+                    .map(|p| p.as_str().into())
+                    .collect();
+                names.sort();
+                snapshot::CacheQuery::Listed(names)
+            }
+        };
+        let headers = key
+            .headers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| header(Some(h), format!("{f}.key.headers[{i}]"), errors))
+            .collect();
+        let statuses = if c.statuses.is_empty() {
+            vec![200, 203, 204, 301, 404, 410]
+        } else {
+            c.statuses.clone()
+        };
+        // The whole rule's configuration, hashed: any change makes new keys.
+        let fingerprint = {
+            use std::hash::{BuildHasher, Hasher};
+            let text = serde_json::to_string(rule).unwrap_or_default();
+            let mut h = foldhash::quality::FixedState::with_seed(0x6761_7465).build_hasher();
+            h.write(text.as_bytes());
+            h.finish()
+        };
+        out.cache = Some(Arc::new(snapshot::CachePolicy {
+            ttl,
+            query,
+            headers,
+            max_entry_bytes: c.max_entry_bytes.map_or(1 << 20, |b| b as usize),
+            statuses,
+            fingerprint,
+        }));
+    }
     out
 }
