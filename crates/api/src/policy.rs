@@ -34,6 +34,9 @@ pub struct Authentication {
     /// HTTP basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic: Option<BasicAuth>,
+    /// JSON Web Tokens (`Authorization: Bearer …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtAuth>,
     /// An authorization service asked about every request (after API key
     /// or basic auth, when those are set too: both must pass).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,4 +190,43 @@ pub enum CacheQuery {
     None,
     /// Only the listed parameters.
     Listed,
+}
+
+/// JWT validation. Signatures: RS256, ES256, EdDSA (Ed25519) and HS256,
+/// with keys from a JWKS (`oct` keys for HS256). `exp` is required and,
+/// like `nbf`, checked with `leewaySeconds`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.jwksSecretRef) != has(self.jwksUri)").message("give exactly one of jwksSecretRef and jwksUri"))]
+#[serde(rename_all = "camelCase")]
+pub struct JwtAuth {
+    /// A Secret (labelled `gatehouse.dev/secret`) holding the JWKS under
+    /// the key `jwks.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_secret_ref: Option<SecretRef>,
+    /// URL of the JWKS (`https://issuer/.well-known/jwks.json`), fetched
+    /// on first use, refreshed every 5 minutes and when a token names an
+    /// unknown key (at most every 5 s); the last good set is kept when a
+    /// refresh fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://"))]
+    pub jwks_uri: Option<String>,
+    /// Required `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Accepted `aud` values (any one); empty: `aud` is not checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    /// Claims that must hold a value: equal to it, an array containing
+    /// it, or a space-separated string containing it (as `scope`). A valid
+    /// token without them gets 403.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub required_claims: std::collections::BTreeMap<String, String>,
+    /// Claims passed to the backend: claim name → header name (replacing
+    /// any value the client sent).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub forward_claims: std::collections::BTreeMap<String, String>,
+    /// Clock skew allowed for `exp` and `nbf`, in seconds (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 600))]
+    pub leeway_seconds: Option<u32>,
 }

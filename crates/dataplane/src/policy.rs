@@ -146,6 +146,10 @@ pub(crate) struct Passed {
     add: Option<(HeaderName, HeaderValue)>,
     /// The query without the API key parameter.
     pub(crate) query: Option<String>,
+    /// Verified JWT claims.
+    pub(crate) claims: Option<serde_json::Value>,
+    /// Claims passed on as headers.
+    forward: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Passed {
@@ -154,6 +158,9 @@ impl Passed {
             headers.remove(h);
         }
         if let Some((name, value)) = self.add {
+            headers.insert(name, value);
+        }
+        for (name, value) in self.forward {
             headers.insert(name, value);
         }
     }
@@ -166,6 +173,7 @@ pub(crate) async fn authenticate(
     query: Option<&str>,
     host: &str,
     cache: &Arc<BasicCache>,
+    jwks: &JwksCache,
 ) -> Result<Passed, ProxyError> {
     let mut passed = Passed::default();
     if !policies.authenticates() {
@@ -180,12 +188,26 @@ pub(crate) async fn authenticate(
     {
         identity = check_basic(users, headers, cache).await;
     }
+    let mut jwt_ok = false;
+    if identity.is_none()
+        && let Some(jwt) = &policies.jwt
+        && let Some((claims, forward)) = check_jwt(jwt, headers, jwks, host).await?
+    {
+        passed.strip.push(header::AUTHORIZATION);
+        passed.forward.extend(forward);
+        passed.claims = Some(claims);
+        jwt_ok = true;
+    }
+    if jwt_ok {
+        return Ok(passed);
+    }
     let Some(identity) = identity else {
         let challenge = match &policies.basic {
             Some(b) => format!(
                 "Basic realm=\"{}\", charset=\"UTF-8\"",
                 b.realm.as_deref().unwrap_or(host).replace('"', "")
             ),
+            None if policies.jwt.is_some() => format!("Bearer realm=\"{}\"", host.replace('"', "")),
             None => format!("ApiKey realm=\"{}\"", host.replace('"', "")),
         };
         return Err(ProxyError::Unauthorized(
@@ -369,4 +391,256 @@ pub(crate) async fn external(
         headers,
         body,
     ))))
+}
+
+/// A verification key of a JWKS.
+struct JwtKey {
+    kid: Option<String>,
+    alg: jsonwebtoken::Algorithm,
+    key: jsonwebtoken::DecodingKey,
+}
+
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<Bytes>,
+>;
+
+/// Keys and when they were read.
+type ReadKeys = (std::time::Instant, Arc<Vec<JwtKey>>);
+
+/// JWKS by source (the inline JSON or the URL), with when each was read.
+pub(crate) struct JwksCache {
+    sets: Mutex<HashMap<String, ReadKeys>>,
+    client: Option<HttpsClient>,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwksCache")
+    }
+}
+
+const JWKS_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+const JWKS_MIN_REFETCH: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn jwt_keys(set: &jsonwebtoken::jwk::JwkSet) -> Vec<JwtKey> {
+    use jsonwebtoken::Algorithm;
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
+    set.keys
+        .iter()
+        .filter_map(|jwk| {
+            let alg = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                    Algorithm::EdDSA
+                }
+                AlgorithmParameters::OctetKey(_) => Algorithm::HS256,
+                _ => return None,
+            };
+            Some(JwtKey {
+                kid: jwk.common.key_id.clone(),
+                alg,
+                key: jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?,
+            })
+        })
+        .collect()
+}
+
+impl JwksCache {
+    pub(crate) fn new() -> Self {
+        let client = tls::client_config(None, None, &[]).ok().map(|config| {
+            let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+            http.enforce_http(false);
+            http.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https)
+        });
+        Self {
+            sets: Mutex::new(HashMap::new()),
+            client,
+        }
+    }
+
+    async fn fetch(&self, uri: &http::Uri) -> Result<Vec<JwtKey>, String> {
+        use http_body_util::BodyExt;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or("no TLS configuration for JWKS fetches")?;
+        let req = http::Request::get(uri.clone())
+            .body(http_body_util::Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let work = async {
+            let resp = client.request(req).await.map_err(|e| e.to_string())?;
+            if !resp.status().is_success() {
+                return Err(format!("status {}", resp.status()));
+            }
+            let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            let set: jsonwebtoken::jwk::JwkSet =
+                serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            Ok(jwt_keys(&set))
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), work)
+            .await
+            .map_err(|_| "timed out".to_owned())?
+    }
+
+    /// The keys of `source`; `refresh` asks for a re-read of a URL (an
+    /// unknown key id), honoured at most every 30 s.
+    async fn keys(&self, source: &snapshot::JwksSource, refresh: bool) -> Arc<Vec<JwtKey>> {
+        let id = match source {
+            snapshot::JwksSource::Inline(json) => json.to_string(),
+            snapshot::JwksSource::Uri(u) => u.to_string(),
+        };
+        let cached = self
+            .sets
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).map(|(t, k)| (*t, k.clone())));
+        let stale = match (&cached, source) {
+            (None, _) => true,
+            (Some(_), snapshot::JwksSource::Inline(_)) => false,
+            (Some((t, _)), snapshot::JwksSource::Uri(_)) => {
+                t.elapsed() > JWKS_REFRESH || (refresh && t.elapsed() > JWKS_MIN_REFETCH)
+            }
+        };
+        if !stale {
+            return cached.map(|(_, k)| k).unwrap_or_default();
+        }
+        let fresh = match source {
+            snapshot::JwksSource::Inline(json) => serde_json::from_str(json)
+                .map(|set| jwt_keys(&set))
+                .map_err(|e| e.to_string()),
+            snapshot::JwksSource::Uri(u) => self.fetch(u).await,
+        };
+        match fresh {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                if let Ok(mut m) = self.sets.lock() {
+                    m.insert(id, (std::time::Instant::now(), keys.clone()));
+                }
+                keys
+            }
+            Err(e) => {
+                tracing::warn!(jwks = %id.chars().take(200).collect::<String>(), error = %e, "cannot read the JWKS; keeping the last good keys");
+                // Try again no sooner than the minimum refetch interval.
+                if let (Ok(mut m), Some((_, k))) = (self.sets.lock(), &cached) {
+                    m.insert(
+                        id,
+                        (
+                            std::time::Instant::now() - JWKS_REFRESH + JWKS_MIN_REFETCH,
+                            k.clone(),
+                        ),
+                    );
+                }
+                cached.map(|(_, k)| k).unwrap_or_default()
+            }
+        }
+    }
+}
+
+fn claim_matches(value: &serde_json::Value, wanted: &str) -> bool {
+    match value {
+        serde_json::Value::String(s) => s == wanted || s.split(' ').any(|p| p == wanted),
+        serde_json::Value::Array(items) => items.iter().any(|i| i.as_str() == Some(wanted)),
+        other => other.to_string().as_str() == wanted,
+    }
+}
+
+/// Verifies the bearer token. `Ok(None)`: no bearer token was sent.
+pub(crate) async fn check_jwt(
+    policy: &snapshot::JwtPolicy,
+    headers: &HeaderMap,
+    cache: &JwksCache,
+    host: &str,
+) -> Result<Option<(serde_json::Value, Vec<(HeaderName, HeaderValue)>)>, ProxyError> {
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+    else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ProxyError::Unauthorized(
+            HeaderValue::from_str(&format!(
+                "Bearer realm=\"{}\", error=\"invalid_token\"",
+                host.replace('"', "")
+            ))
+            .unwrap_or(HeaderValue::from_static("Bearer")),
+        )
+    };
+    let head = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+    use jsonwebtoken::Algorithm;
+    if !matches!(
+        head.alg,
+        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA | Algorithm::HS256
+    ) {
+        return Err(invalid());
+    }
+    let pick = |keys: &Arc<Vec<JwtKey>>| {
+        keys.iter()
+            .filter(|k| k.alg == head.alg)
+            .filter(|k| head.kid.is_none() || k.kid == head.kid)
+            .map(|k| k.key.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut candidates = pick(&cache.keys(&policy.jwks, false).await);
+    if candidates.is_empty() {
+        candidates = pick(&cache.keys(&policy.jwks, true).await);
+    }
+    let mut validation = jsonwebtoken::Validation::new(head.alg);
+    validation.leeway = u64::from(policy.leeway_seconds);
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp"]);
+    if let Some(iss) = &policy.issuer {
+        validation.set_issuer(&[&**iss]);
+    }
+    if policy.audiences.is_empty() {
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(&policy.audiences);
+    }
+    let claims = candidates
+        .iter()
+        .find_map(|key| jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).ok())
+        .ok_or_else(invalid)?
+        .claims;
+    for (name, wanted) in &policy.required_claims {
+        if !claims
+            .get(&**name)
+            .is_some_and(|v| claim_matches(v, wanted))
+        {
+            return Err(ProxyError::Forbidden);
+        }
+    }
+    let forward = policy
+        .forward_claims
+        .iter()
+        .filter_map(|(claim, header)| {
+            let v = claims.get(&**claim)?;
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some((header.clone(), HeaderValue::from_str(&text).ok()?))
+        })
+        .collect();
+    Ok(Some((claims, forward)))
 }

@@ -153,6 +153,7 @@ pub struct Proxy {
     basic_cache: Arc<crate::policy::BasicCache>,
     auth_client: crate::policy::AuthClient,
     cache: Arc<ResponseCache>,
+    jwks: crate::policy::JwksCache,
 }
 
 /// What the response phase adds whatever the outcome.
@@ -245,6 +246,7 @@ impl Proxy {
             rate_limiter,
             basic_cache: Arc::default(),
             auth_client: crate::policy::auth_client(),
+            jwks: crate::policy::JwksCache::new(),
             cache,
         }
     }
@@ -442,6 +444,7 @@ impl Proxy {
             query,
             &host,
             &self.basic_cache,
+            &self.jwks,
         )
         .await?;
         let authorized_headers = match &route.policies.external {
@@ -464,6 +467,7 @@ impl Proxy {
         // counts the request); the first that rejects decides.
         for limit in &route.rate_limits {
             let client = client_ip.to_string();
+            let claim_key: String;
             let key: &[u8] = match &limit.key {
                 RateLimitKey::ClientIp => client.as_bytes(),
                 RateLimitKey::Header(name) => parts
@@ -471,7 +475,15 @@ impl Proxy {
                     .get(name)
                     .map_or(&[][..], HeaderValue::as_bytes),
                 RateLimitKey::Route => route.id.as_bytes(),
-                RateLimitKey::JwtClaim(_) => &[][..],
+                RateLimitKey::JwtClaim(name) => {
+                    claim_key = passed
+                        .claims
+                        .as_ref()
+                        .and_then(|c| c.get(&**name))
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                        .unwrap_or_default();
+                    claim_key.as_bytes()
+                }
             };
             let decision = self
                 .rate_limiter

@@ -39,7 +39,7 @@ pub use matcher::{
 pub use path::{PathError, normalize_path};
 pub use policy::{
     AccessList, ApiKeys, BasicUsers, CachePolicy, CacheQuery, Cidr, CorsPolicy, ExternalAuth,
-    RateLimit, RateLimitKey, RateLimitScope, RoutePolicies,
+    JwksSource, JwtPolicy, RateLimit, RateLimitKey, RateLimitScope, RoutePolicies,
 };
 pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{

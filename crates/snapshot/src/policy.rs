@@ -190,6 +190,34 @@ pub struct BasicUsers {
     pub users: Vec<(Box<str>, Box<str>)>,
 }
 
+/// JWT validation of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtPolicy {
+    /// Where the keys come from.
+    pub jwks: JwksSource,
+    /// Required issuer.
+    pub issuer: Option<Box<str>>,
+    /// Accepted audiences.
+    pub audiences: Vec<Box<str>>,
+    /// Claim and value that must be present.
+    pub required_claims: Vec<(Box<str>, Box<str>)>,
+    /// Claim and the header it is passed in.
+    #[serde(skip)]
+    pub forward_claims: Vec<(Box<str>, HeaderName)>,
+    /// Allowed clock skew.
+    pub leeway_seconds: u32,
+}
+
+/// A JWKS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum JwksSource {
+    /// The set itself (JSON), from a Secret.
+    Inline(#[serde(skip)] Arc<str>),
+    /// A URL to fetch it from.
+    Uri(#[serde(serialize_with = "ser_display")] http::Uri),
+}
+
 /// External authorization of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -267,6 +295,9 @@ pub struct RoutePolicies {
     /// Basic auth.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic: Option<Arc<BasicUsers>>,
+    /// JWT validation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<Arc<JwtPolicy>>,
     /// External authorization.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<Arc<ExternalAuth>>,
@@ -316,9 +347,9 @@ impl RoutePolicies {
         *self == Self::default()
     }
 
-    /// Whether the route requires API keys or basic credentials.
+    /// Whether the route requires API keys, basic credentials or a JWT.
     pub fn authenticates(&self) -> bool {
-        self.api_keys.is_some() || self.basic.is_some()
+        self.api_keys.is_some() || self.basic.is_some() || self.jwt.is_some()
     }
 }
 

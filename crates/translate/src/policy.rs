@@ -85,11 +85,18 @@ pub(crate) fn route_policies(
     }
     if let Some(auth) = &rule.authentication {
         let f = format!("{field}.authentication");
-        if auth.api_key.is_none() && auth.basic.is_none() && auth.external.is_none() {
+        if auth.api_key.is_none()
+            && auth.basic.is_none()
+            && auth.external.is_none()
+            && auth.jwt.is_none()
+        {
             errors.push((
                 f.clone(),
-                "name at least one method (apiKey, basic, external)".into(),
+                "name at least one method (apiKey, basic, jwt, external)".into(),
             ));
+        }
+        if let Some(j) = &auth.jwt {
+            out.jwt = jwt_policy(j, &f, namespace, resources, errors);
         }
         if let Some(x) = &auth.external {
             let fx = format!("{f}.external");
@@ -347,4 +354,90 @@ pub(crate) fn route_policies(
         }));
     }
     out
+}
+
+fn jwt_policy(
+    j: &api::JwtAuth,
+    f: &str,
+    namespace: &str,
+    resources: &ResourceSet,
+    errors: &mut Vec<FieldError>,
+) -> Option<Arc<snapshot::JwtPolicy>> {
+    let fj = format!("{f}.jwt");
+    let jwks = match (&j.jwks_secret_ref, &j.jwks_uri) {
+        (Some(r), None) => {
+            let json = secret_entries(resources, namespace, &r.name)
+                .and_then(|e| e.into_iter().find(|(k, _)| k == "jwks.json"))
+                .map(|(_, v)| String::from_utf8_lossy(&v).into_owned());
+            match json {
+                None => {
+                    errors.push((
+                        format!("{fj}.jwksSecretRef"),
+                        format!(
+                            "Secret {namespace}/{} does not exist or has no jwks.json key",
+                            r.name
+                        ),
+                    ));
+                    None
+                }
+                Some(text) => match serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(&text) {
+                    Ok(set) if !set.keys.is_empty() => {
+                        Some(snapshot::JwksSource::Inline(text.into()))
+                    }
+                    Ok(_) => {
+                        errors.push((format!("{fj}.jwksSecretRef"), "the JWKS has no keys".into()));
+                        None
+                    }
+                    Err(e) => {
+                        errors.push((
+                            format!("{fj}.jwksSecretRef"),
+                            format!("jwks.json is not a JWKS: {e}"),
+                        ));
+                        None
+                    }
+                },
+            }
+        }
+        (None, Some(uri)) => match uri.parse::<http::Uri>() {
+            Ok(u)
+                if u.authority().is_some() && matches!(u.scheme_str(), Some("http" | "https")) =>
+            {
+                Some(snapshot::JwksSource::Uri(u))
+            }
+            _ => {
+                errors.push((
+                    format!("{fj}.jwksUri"),
+                    format!("{uri:?} is not an http(s) URL"),
+                ));
+                None
+            }
+        },
+        _ => {
+            errors.push((
+                fj.clone(),
+                "give exactly one of jwksSecretRef and jwksUri".into(),
+            ));
+            None
+        }
+    };
+    let forward_claims = j
+        .forward_claims
+        .iter()
+        .filter_map(|(claim, h)| {
+            header(Some(h), format!("{fj}.forwardClaims.{claim}"), errors)
+                .map(|h| (Box::<str>::from(claim.as_str()), h))
+        })
+        .collect();
+    Some(Arc::new(snapshot::JwtPolicy {
+        jwks: jwks?,
+        issuer: j.issuer.as_deref().map(Into::into),
+        audiences: j.audiences.iter().map(|a| a.as_str().into()).collect(),
+        required_claims: j
+            .required_claims
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .collect(),
+        forward_claims,
+        leeway_seconds: j.leeway_seconds.unwrap_or(30),
+    }))
 }

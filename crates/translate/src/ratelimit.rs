@@ -266,14 +266,6 @@ fn check_one(
                     );
                 }
             }
-            (RateLimitKeyType::JwtClaim, Some(_)) => {
-                diags.error(
-                    &object,
-                    format!("{field}.key"),
-                    Reason::Unsupported,
-                    "JwtClaim keys need JWT authentication on the route, which Gatehouse does not offer yet; the policy is not enforced",
-                );
-            }
             (RateLimitKeyType::Header | RateLimitKeyType::JwtClaim, None) => {
                 diags.error(
                     &object,
