@@ -304,6 +304,11 @@ fn broken_policies_keep_the_rule_from_being_served() {
                 "c.example.com",
                 "    cors: {allowOrigins: [\"*\"], allowCredentials: true}\n",
             ),
+            rule_route(
+                "d",
+                "d.example.com",
+                "    validation: {jsonSchema: '{\"type\": 12}'}\n",
+            ),
         ]),
     );
     let (status, out) = run_gatehouse(&["validate", "-f", dir.path().to_str().unwrap()]);
@@ -312,6 +317,7 @@ fn broken_policies_keep_the_rule_from_being_served() {
         "spec.rules[0].access.deny[0]",
         "spec.rules[0].authentication.apiKey.secretRef: Secret default/missing does not exist",
         "spec.rules[0].cors.allowCredentials",
+        "spec.rules[0].validation.jsonSchema: not a valid JSON Schema",
     ] {
         assert!(out.contains(needle), "{needle}\n{out}");
     }
@@ -434,4 +440,106 @@ async fn an_external_service_decides_and_its_answer_reaches_the_client() {
     let r = send(&c, &gw, Method::GET, "down.example.com", "/", &[]).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.text(), "authorization unavailable\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_are_validated_with_problem_details() {
+    let echo = EchoServer::start("echo").await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = r#"{"type":"object","required":["name","qty"],"properties":{"name":{"type":"string","minLength":1},"qty":{"type":"integer","minimum":1}}}"#;
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("svc", &[echo.addr]),
+            rule_route(
+                "orders",
+                "orders.example.com",
+                &format!(
+                    "    validation: {{maxBodyBytes: 200, requiredHeaders: [X-Source], contentTypes: [application/json], jsonSchema: '{schema}'}}\n"
+                ),
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let c = HttpClient::new();
+    let post = |ct: &'static str, body: &'static str, source: bool| {
+        let c = c.clone();
+        let addr = gw.http;
+        async move {
+            let mut headers = vec![("content-type", ct)];
+            if source {
+                headers.push(("x-source", "test"));
+            }
+            c.send(
+                addr,
+                Method::POST,
+                "orders.example.com",
+                "/orders",
+                &headers,
+                Bytes::from_static(body.as_bytes()),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let ok = post(
+        "application/json; charset=utf-8",
+        r#"{"name":"tea","qty":2}"#,
+        true,
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(
+        ok.echo().unwrap().body_length,
+        22,
+        "the body reaches the backend intact"
+    );
+
+    let r = post("application/json", r#"{"name":"tea","qty":2}"#, false).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    assert!(
+        r.text().contains("header x-source is required"),
+        "{}",
+        r.text()
+    );
+
+    assert_eq!(post("text/plain", "tea", true).await.status, 415);
+
+    let r = post("application/json", "{not json", true).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("not valid JSON"));
+
+    let r = post("application/json", r#"{"qty":0}"#, true).await;
+    assert_eq!(r.status, 400);
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc["status"], 400);
+    let pointers: Vec<&str> = doc["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pointer"].as_str().unwrap())
+        .collect();
+    assert!(
+        pointers.contains(&"/qty") && pointers.contains(&""),
+        "{doc}"
+    );
+
+    let big = Box::leak(format!("{{\"name\":\"{}\",\"qty\":1}}", "x".repeat(300)).into_boxed_str());
+    assert_eq!(post("application/json", big, true).await.status, 413);
+    // A request without a body needs no content type.
+    let r = c
+        .send(
+            gw.http,
+            Method::GET,
+            "orders.example.com",
+            "/orders",
+            &[("x-source", "t")],
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
 }

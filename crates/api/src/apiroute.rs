@@ -178,6 +178,11 @@ pub struct RouteRule {
     /// Response caching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<crate::policy::Cache>,
+
+    /// Request checks: body size, required headers, content types and a
+    /// JSON Schema for JSON bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<crate::policy::Validation>,
 }
 
 /// A set of conditions on a request. All conditions present must hold.

@@ -230,3 +230,27 @@ pub struct JwtAuth {
     #[schemars(range(min = 0, max = 600))]
     pub leeway_seconds: Option<u32>,
 }
+
+/// Checks on the request before it goes upstream.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    /// Largest request body (413 beyond). Default for `jsonSchema`:
+    /// 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1_073_741_824))]
+    pub max_body_bytes: Option<u64>,
+    /// Headers every request must carry (400 otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_headers: Vec<String>,
+    /// Media types allowed for requests with a body (415 otherwise), such
+    /// as `application/json`; parameters (`; charset=…`) are ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_types: Vec<String>,
+    /// A JSON Schema (draft 2020-12 unless `$schema` says otherwise), as
+    /// JSON text, that JSON request bodies must satisfy. Failures answer
+    /// 400 with `application/problem+json` listing every violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 262_144))]
+    pub json_schema: Option<String>,
+}

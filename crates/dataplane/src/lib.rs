@@ -29,6 +29,7 @@ mod state;
 mod tls;
 mod tunnel;
 mod upstream;
+mod validate;
 
 pub use body::{BoxError, ProxyBody};
 pub use cache::{CacheCounters, ResponseCache};
@@ -37,3 +38,79 @@ pub use listener::{ListenerConfig, bind, serve, serve_tls};
 pub use proxy::{Connection, Proxy, ProxyConfig};
 pub use ratelimit::{RateLimitCounters, RateLimiter};
 pub use state::Gateway;
+
+/// Entry points for the policy benchmarks (`benches/policy.rs`); not a
+/// stable interface.
+#[doc(hidden)]
+pub mod bench {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures_util::FutureExt;
+    use http::{HeaderMap, StatusCode};
+    use snapshot::{ApiKeys, CachePolicy, RateLimit, RoutePolicies};
+
+    use crate::RateLimiter;
+    use crate::cache::ResponseCache;
+
+    /// One local rate-limit check (no await happens for local limits).
+    pub fn rate_limit(limiter: &RateLimiter, limit: &RateLimit, key: &[u8]) -> bool {
+        limiter
+            .check(limit, key)
+            .now_or_never()
+            .and_then(Result::ok)
+            .is_some_and(|d| d.allowed)
+    }
+
+    /// One API-key check of `headers`.
+    pub fn api_key(keys: &Arc<ApiKeys>, headers: &HeaderMap) -> bool {
+        let policies = RoutePolicies {
+            api_keys: Some(keys.clone()),
+            ..RoutePolicies::default()
+        };
+        let cache = Arc::default();
+        let jwks = crate::policy::JwksCache::new();
+        crate::policy::authenticate(&policies, headers, None, "h", &cache, &jwks)
+            .now_or_never()
+            .is_some_and(|r| r.is_ok())
+    }
+
+    /// Stores a response under `key`.
+    pub fn cache_store(cache: &ResponseCache, key: &str, policy: &CachePolicy, body: Bytes) {
+        cache.store(
+            key,
+            policy,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &HeaderMap::new(),
+            body,
+        );
+    }
+
+    /// A cache lookup by request parts: key computation and a hit.
+    pub fn cache_hit(
+        cache: &Arc<ResponseCache>,
+        policy: &CachePolicy,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> bool {
+        let key = ResponseCache::key(policy, "route", "h", path, query, headers);
+        matches!(
+            cache
+                .lookup(key, headers, std::time::Duration::from_secs(1))
+                .now_or_never(),
+            Some(crate::cache::Lookup::Hit(_))
+        )
+    }
+
+    /// The cache key of a request.
+    pub fn cache_key(
+        policy: &CachePolicy,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> String {
+        ResponseCache::key(policy, "route", "h", path, query, headers)
+    }
+}

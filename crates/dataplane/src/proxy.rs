@@ -154,6 +154,7 @@ pub struct Proxy {
     auth_client: crate::policy::AuthClient,
     cache: Arc<ResponseCache>,
     jwks: crate::policy::JwksCache,
+    validators: crate::validate::Validators,
 }
 
 /// What the response phase adds whatever the outcome.
@@ -247,6 +248,7 @@ impl Proxy {
             basic_cache: Arc::default(),
             auth_client: crate::policy::auth_client(),
             jwks: crate::policy::JwksCache::new(),
+            validators: crate::validate::Validators::default(),
             cache,
         }
     }
@@ -565,13 +567,54 @@ impl Proxy {
             }
         }
         let traffic = &route.traffic;
-        let body_limit = traffic
-            .max_body_bytes
-            .or(self.config.max_request_body_bytes);
+        let validation = route.policies.validation.as_deref();
+        let body_limit = match (
+            traffic
+                .max_body_bytes
+                .or(self.config.max_request_body_bytes),
+            validation.and_then(|v| v.max_body_bytes),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(limit) = body_limit
             && declared_length(&parts.headers).is_some_and(|n| n > limit)
         {
             return Err(ProxyError::BodyLimit);
+        }
+
+        // Phase 5a: request validation.
+        if let Some(v) = validation {
+            for h in &v.required_headers {
+                if !parts.headers.contains_key(h) {
+                    return Err(ProxyError::Invalid(crate::validate::problem(
+                        "A required header is missing",
+                        &[(String::new(), format!("header {h} is required"))],
+                    )));
+                }
+            }
+            let has_body = declared_length(&parts.headers).is_none_or(|n| n > 0)
+                && (parts.headers.contains_key(header::CONTENT_LENGTH)
+                    || parts.headers.contains_key(header::TRANSFER_ENCODING)
+                    || matches!(body, ReqBody::Buffered(ref b) if !b.is_empty()));
+            if has_body && !crate::validate::content_type_allowed(v, &parts.headers) {
+                return Err(ProxyError::UnsupportedMediaType);
+            }
+            if let Some(schema) = &v.json_schema
+                && has_body
+                && is_json(&parts.headers)
+            {
+                let limit =
+                    body_limit.map_or(1 << 20, |l| usize::try_from(l).unwrap_or(usize::MAX));
+                let bytes = match body {
+                    ReqBody::Streamed(incoming) => {
+                        read_limited(incoming, &parts.headers, limit, ProxyError::BodyLimit).await?
+                    }
+                    ReqBody::Buffered(b) => b,
+                };
+                body = ReqBody::Buffered(bytes.clone());
+                self.validators.check(schema, &bytes)?;
+            }
         }
 
         // Keys read from the request as the client sent it.

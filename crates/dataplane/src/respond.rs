@@ -71,6 +71,12 @@ pub(crate) enum ProxyError {
     /// The external authorization service could not be asked.
     #[error("the authorization service is unavailable")]
     AuthUnavailable,
+    /// The request failed validation; the problem document.
+    #[error("the request is invalid")]
+    Invalid(Bytes),
+    /// The request's media type is not accepted.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// The client address is not allowed.
     #[error("the client address is not allowed")]
     Forbidden,
@@ -99,6 +105,8 @@ impl ProxyError {
             Self::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::AuthDenied(a) => a.0,
             Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -126,6 +134,8 @@ impl ProxyError {
             Self::RateLimited => "too many requests\n",
             Self::Forbidden | Self::AuthDenied(_) => "forbidden\n",
             Self::AuthUnavailable => "authorization unavailable\n",
+            Self::Invalid(_) => "invalid request\n",
+            Self::UnsupportedMediaType => "unsupported media type\n",
             Self::Unauthorized(_) => "authentication required\n",
             Self::RateLimitUnavailable => "rate limit unavailable\n",
         }
@@ -143,6 +153,7 @@ impl ProxyError {
             Self::RateLimitUnavailable => grpc::Code::Unavailable,
             Self::Forbidden | Self::AuthDenied(_) => grpc::Code::PermissionDenied,
             Self::AuthUnavailable => grpc::Code::Unavailable,
+            Self::Invalid(_) | Self::UnsupportedMediaType => grpc::Code::Internal,
             Self::Unauthorized(_) => grpc::Code::Unauthenticated,
             Self::BadHost | Self::BadPath(_) | Self::BodyRead(_) | Self::Misdirected => {
                 grpc::Code::Internal
@@ -163,6 +174,15 @@ impl ProxyError {
             let mut resp = Response::new(ProxyBody::full(body.clone()));
             *resp.status_mut() = *status;
             *resp.headers_mut() = headers.clone();
+            return resp;
+        }
+        if let (Self::Invalid(doc), None) = (&self, &grpc) {
+            let mut resp = Response::new(ProxyBody::full(doc.clone()));
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
             return resp;
         }
         let challenge = match &self {

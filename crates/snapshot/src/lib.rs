@@ -39,7 +39,8 @@ pub use matcher::{
 pub use path::{PathError, normalize_path};
 pub use policy::{
     AccessList, ApiKeys, BasicUsers, CachePolicy, CacheQuery, Cidr, CorsPolicy, ExternalAuth,
-    JwksSource, JwtPolicy, RateLimit, RateLimitKey, RateLimitScope, RoutePolicies,
+    JwksSource, JwtPolicy, RateLimit, RateLimitKey, RateLimitScope, RequestValidation,
+    RoutePolicies,
 };
 pub use request::{Body, RequestInfo, percent_decode};
 pub use route::{

@@ -307,6 +307,24 @@ pub struct RoutePolicies {
     /// Response caching.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<Arc<CachePolicy>>,
+    /// Request validation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Arc<RequestValidation>>,
+}
+
+/// Request checks of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestValidation {
+    /// Largest body.
+    pub max_body_bytes: Option<u64>,
+    /// Headers that must be present.
+    #[serde(serialize_with = "ser_headers")]
+    pub required_headers: Vec<HeaderName>,
+    /// Allowed media types (lowercase, no parameters).
+    pub content_types: Vec<Box<str>>,
+    /// JSON Schema text, already checked to compile.
+    pub json_schema: Option<Arc<str>>,
 }
 
 /// How the query enters a cache key.

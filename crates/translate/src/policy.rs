@@ -298,6 +298,59 @@ pub(crate) fn route_policies(
         }
         out.cors = Some(Arc::new(policy));
     }
+    if let Some(v) = &rule.validation {
+        let f = format!("{field}.validation");
+        let required_headers = v
+            .required_headers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| header(Some(h), format!("{f}.requiredHeaders[{i}]"), errors))
+            .collect();
+        let mut content_types = Vec::new();
+        for (i, t) in v.content_types.iter().enumerate() {
+            let t = t
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if t.split_once('/')
+                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+            {
+                content_types.push(t.into());
+            } else {
+                errors.push((
+                    format!("{f}.contentTypes[{i}]"),
+                    format!("{t:?} is not a media type (type/subtype)"),
+                ));
+            }
+        }
+        let json_schema = v.json_schema.as_ref().and_then(|text| {
+            let parsed: serde_json::Value = match serde_json::from_str(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push((format!("{f}.jsonSchema"), format!("not JSON: {e}")));
+                    return None;
+                }
+            };
+            match jsonschema::validator_for(&parsed) {
+                Ok(_) => Some(Arc::<str>::from(text.as_str())),
+                Err(e) => {
+                    errors.push((
+                        format!("{f}.jsonSchema"),
+                        format!("not a valid JSON Schema: {e}"),
+                    ));
+                    None
+                }
+            }
+        });
+        out.validation = Some(Arc::new(snapshot::RequestValidation {
+            max_body_bytes: v.max_body_bytes,
+            required_headers,
+            content_types,
+            json_schema,
+        }));
+    }
     if let Some(c) = &rule.cache {
         let f = format!("{field}.cache");
         let ttl = match crate::values::parse_duration(&c.ttl) {

@@ -1,0 +1,132 @@
+//! Per-request cost of the edge policies: a local rate-limit check, an
+//! API-key check, an address list, a CORS origin check, and a cache hit
+//! (key computation plus lookup).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use dataplane::bench;
+use dataplane::{RateLimiter, ResponseCache};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use snapshot::{
+    AccessList, ApiKeys, CachePolicy, CacheQuery, Cidr, CorsPolicy, RateLimit, RateLimitKey,
+    RateLimitScope,
+};
+
+fn digest(key: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn policies(c: &mut Criterion) {
+    let limiter = RateLimiter::new(100_000);
+    let limit = RateLimit {
+        id: "ns/policy/limit".into(),
+        key: RateLimitKey::ClientIp,
+        requests: 1_000_000_000,
+        per: Duration::from_secs(1),
+        burst: 1_000_000,
+        scope: RateLimitScope::Local,
+        fail_open: true,
+        headers_on_success: false,
+    };
+    let keys: Vec<String> = (0..1000)
+        .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+        .collect();
+    let mut i = 0usize;
+    c.bench_function("policy/rate_limit_local_1000_keys", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(bench::rate_limit(&limiter, &limit, keys[i].as_bytes()))
+        });
+    });
+
+    let api_keys = Arc::new(ApiKeys {
+        source: "ns/keys".into(),
+        header: Some(HeaderName::from_static("x-api-key")),
+        query_parameter: None,
+        forward_name_header: None,
+        keys: (0..100)
+            .map(|n| {
+                (
+                    digest(format!("key-{n}").as_bytes()),
+                    Arc::from(format!("app-{n}")),
+                )
+            })
+            .collect(),
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert("x-api-key", HeaderValue::from_static("key-42"));
+    c.bench_function("policy/api_key_100_keys", |b| {
+        b.iter(|| black_box(bench::api_key(&api_keys, &headers)));
+    });
+
+    let access = AccessList {
+        allow: (0..20)
+            .map(|n| {
+                format!("10.{n}.0.0/16")
+                    .parse::<Cidr>()
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect(),
+        deny: vec![
+            "10.19.9.0/24"
+                .parse()
+                .unwrap_or_else(|e: String| panic!("{e}")),
+        ],
+    };
+    let ip = "10.19.1.1".parse().unwrap_or_else(|_| panic!("an address"));
+    c.bench_function("policy/access_list_21_cidrs", |b| {
+        b.iter(|| black_box(access.permits(black_box(ip))));
+    });
+
+    let cors = CorsPolicy {
+        origins: vec![
+            "https://app.example.com".into(),
+            "https://admin.example.com".into(),
+        ],
+        wildcard_origins: vec![("https://".into(), ".partner.example.com".into())],
+        any_origin: false,
+        allow_methods: "GET, POST".into(),
+        allow_headers: "".into(),
+        expose_headers: "".into(),
+        allow_credentials: true,
+        max_age: None,
+    };
+    c.bench_function("policy/cors_origin_wildcard", |b| {
+        b.iter(|| black_box(cors.allows(black_box("https://a.partner.example.com"))));
+    });
+
+    let cache = Arc::new(ResponseCache::new(64 << 20));
+    let policy = CachePolicy {
+        ttl: Duration::from_secs(3600),
+        query: CacheQuery::All,
+        headers: vec![HeaderName::from_static("accept-language")],
+        max_entry_bytes: 1 << 20,
+        statuses: vec![200],
+        fingerprint: 7,
+    };
+    let mut req = HeaderMap::new();
+    req.insert("accept-language", HeaderValue::from_static("en"));
+    let key = bench::cache_key(&policy, "/products/42", Some("b=2&a=1"), &req);
+    bench::cache_store(&cache, &key, &policy, Bytes::from(vec![b'x'; 4096]));
+    c.bench_function("policy/cache_hit_4k", |b| {
+        b.iter(|| {
+            black_box(bench::cache_hit(
+                &cache,
+                &policy,
+                "/products/42",
+                Some("b=2&a=1"),
+                &req,
+            ))
+        });
+    });
+}
+
+criterion_group!(benches, policies);
+criterion_main!(benches);
