@@ -69,6 +69,7 @@ async fn every_policy_accepts_and_rejects() {
                 "keys.example.com",
                 "    authentication: {apiKey: {secretRef: {name: keys}, forwardNameHeader: X-Consumer}}\n",
             ),
+            "apiVersion: gatehouse.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: {name: per-app, namespace: default}\nspec:\n  targetRefs: [{kind: ApiRoute, name: keys}]\n  limits: [{name: per-app, key: {type: ApiKey}, rate: {requests: 1, per: 1m}, burst: 1}]\n".to_owned(),
             rule_route(
                 "query",
                 "query.example.com",
@@ -155,6 +156,37 @@ async fn every_policy_accepts_and_rejects() {
         r.status, 200,
         "a trailing newline in the Secret is not part of the key"
     );
+    // The key's name is the rate-limit key: two per minute per app.
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "keys.example.com",
+        "/",
+        &[("x-api-key", "key-a")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "keys.example.com",
+        "/",
+        &[("x-api-key", "key-a")],
+    )
+    .await;
+    assert_eq!(r.status, 429, "alice's budget is spent");
+    let r = send(
+        &c,
+        &gw,
+        get.clone(),
+        "keys.example.com",
+        "/",
+        &[("x-api-key", "key-b")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "bob has his own");
 
     // API keys in the query: removed before the request goes upstream.
     let r = send(

@@ -109,7 +109,8 @@ pub struct RateLimitKey {
     /// `ClientIP`: the client address (after trusted proxies). `Header`:
     /// the value of the header `name` (requests without it share one
     /// budget). `JwtClaim`: the claim `name` of the verified JWT. `Route`:
-    /// one budget shared by every request to the route.
+    /// one budget shared by every request to the route. `ApiKey`: the name of
+    /// the API key that authenticated the request.
     #[serde(rename = "type")]
     pub type_: RateLimitKeyType,
     /// Header or claim name, for `Header` and `JwtClaim`.
@@ -130,6 +131,9 @@ pub enum RateLimitKeyType {
     JwtClaim,
     /// The route itself.
     Route,
+    /// The name of the API key that authenticated the request (requests
+    /// without one share one budget).
+    ApiKey,
 }
 
 /// A steady request rate.

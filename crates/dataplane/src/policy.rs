@@ -43,6 +43,8 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 pub(crate) struct Identity {
     pub(crate) header: Option<HeaderName>,
     pub(crate) value: HeaderValue,
+    /// The API key's name, when an API key passed.
+    pub(crate) key_name: Option<Arc<str>>,
 }
 
 /// Whether the client address may call the route (403 otherwise).
@@ -91,6 +93,7 @@ fn check_api_key(keys: &ApiKeys, headers: &HeaderMap, query: Option<&str>) -> Op
     Some(Identity {
         header: keys.forward_name_header.clone(),
         value: HeaderValue::from_str(&name).ok()?,
+        key_name: Some(name),
     })
 }
 
@@ -135,6 +138,7 @@ async fn check_basic(
     Some(Identity {
         header: users.forward_user_header.clone(),
         value: HeaderValue::from_str(user).ok()?,
+        key_name: None,
     })
 }
 
@@ -148,6 +152,8 @@ pub(crate) struct Passed {
     pub(crate) query: Option<String>,
     /// Verified JWT claims.
     pub(crate) claims: Option<serde_json::Value>,
+    /// Name of the API key that authenticated the request.
+    pub(crate) key_name: Option<Arc<str>>,
     /// Claims passed on as headers.
     forward: Vec<(HeaderName, HeaderValue)>,
 }
@@ -230,6 +236,7 @@ pub(crate) async fn authenticate(
             passed.query = Some(kept.join("&"));
         }
     }
+    passed.key_name = identity.key_name;
     if let Some(name) = identity.header {
         passed.add = Some((name, identity.value));
     }

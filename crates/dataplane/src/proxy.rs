@@ -477,6 +477,7 @@ impl Proxy {
                     .get(name)
                     .map_or(&[][..], HeaderValue::as_bytes),
                 RateLimitKey::Route => route.id.as_bytes(),
+                RateLimitKey::ApiKey => passed.key_name.as_deref().map_or(&[][..], str::as_bytes),
                 RateLimitKey::JwtClaim(name) => {
                     claim_key = passed
                         .claims

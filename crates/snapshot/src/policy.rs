@@ -18,6 +18,8 @@ pub enum RateLimitKey {
     JwtClaim(Box<str>),
     /// One budget per route.
     Route,
+    /// The name of the API key that authenticated the request.
+    ApiKey,
 }
 
 impl Serialize for RateLimitKey {
@@ -27,6 +29,7 @@ impl Serialize for RateLimitKey {
             Self::Header(h) => s.collect_str(&format_args!("Header:{h}")),
             Self::JwtClaim(c) => s.collect_str(&format_args!("JwtClaim:{c}")),
             Self::Route => s.serialize_str("Route"),
+            Self::ApiKey => s.serialize_str("ApiKey"),
         }
     }
 }

@@ -73,6 +73,7 @@ fn compile(policy: &RateLimitPolicy) -> Option<Compiled> {
             let key = match (l.key.type_, &l.key.name) {
                 (RateLimitKeyType::ClientIp, _) => RateLimitKey::ClientIp,
                 (RateLimitKeyType::Route, _) => RateLimitKey::Route,
+                (RateLimitKeyType::ApiKey, _) => RateLimitKey::ApiKey,
                 (RateLimitKeyType::Header, Some(h)) => {
                     RateLimitKey::Header(http::HeaderName::try_from(h.as_str()).ok()?)
                 }
@@ -274,7 +275,10 @@ fn check_one(
                     "name is required for Header and JwtClaim keys",
                 );
             }
-            (RateLimitKeyType::ClientIp | RateLimitKeyType::Route, Some(_)) => {
+            (
+                RateLimitKeyType::ClientIp | RateLimitKeyType::Route | RateLimitKeyType::ApiKey,
+                Some(_),
+            ) => {
                 diags.error(
                     &object,
                     format!("{field}.key.name"),
