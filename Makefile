@@ -72,6 +72,9 @@ bench:
 	bench/compare.sh
 	bench/scale.sh
 	bench/kube.sh
+	bench/tls.sh
+	$(CARGO) bench -p gatehouse-dataplane --bench policy
+	bench/policies.sh
 
 ## fuzz: run each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz
 FUZZ_SECONDS ?= 60

@@ -68,9 +68,12 @@ pub mod bench {
             api_keys: Some(keys.clone()),
             ..RoutePolicies::default()
         };
-        let cache = Arc::default();
-        let jwks = crate::policy::JwksCache::new();
-        crate::policy::authenticate(&policies, headers, None, "h", &cache, &jwks)
+        static CACHE: std::sync::OnceLock<Arc<crate::policy::BasicCache>> =
+            std::sync::OnceLock::new();
+        static JWKS: std::sync::OnceLock<crate::policy::JwksCache> = std::sync::OnceLock::new();
+        let cache = CACHE.get_or_init(Arc::default);
+        let jwks = JWKS.get_or_init(crate::policy::JwksCache::new);
+        crate::policy::authenticate(&policies, headers, None, "h", cache, jwks)
             .now_or_never()
             .is_some_and(|r| r.is_ok())
     }
