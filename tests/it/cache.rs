@@ -43,6 +43,13 @@ fn config(ttl: &str, slow: &EchoServer, echo: &EchoServer) -> String {
             "    filters:\n    - type: ResponseHeaderModifier\n      responseHeaderModifier: {set: [{name: vary, value: Accept-Language}]}\n",
         ),
         cached_route("slow", "slow.example.com", "slow", "{ttl: 60s}", ""),
+        cached_route(
+            "capped",
+            "capped.example.com",
+            "svc",
+            "{ttl: 60s, maxTotalBytes: 3000}",
+            "",
+        ),
     ])
 }
 
@@ -212,6 +219,19 @@ async fn hits_misses_directives_vary_coalescing_purge_and_invalidation() {
         || async { x_cache(&get(&c, &gw, "cache.example.com", "/a?x=1&y=2", &[]).await) == "MISS" },
     )
     .await;
+
+    // A rule's own byte budget: the first entries are kept, later ones
+    // are passed through unstored.
+    for n in 0..8 {
+        let _ = get(&c, &gw, "capped.example.com", &format!("/item/{n}"), &[]).await;
+    }
+    let mut again = Vec::new();
+    for n in 0..8 {
+        let r = get(&c, &gw, "capped.example.com", &format!("/item/{n}"), &[]).await;
+        again.push(x_cache(&r).to_owned());
+    }
+    assert_eq!(again[0], "HIT", "{again:?}");
+    assert_eq!(again[7], "MISS", "{again:?}");
 
     let metrics = c.get(gw.admin, "admin", "/metrics").await.unwrap().text();
     assert!(metrics.contains("gatehouse_cache_hits_total"), "{metrics}");

@@ -160,6 +160,12 @@ pub struct Cache {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 67_108_864))]
     pub max_entry_bytes: Option<u32>,
+    /// Most bytes this rule's entries may hold together; responses beyond
+    /// it are passed through unstored. Default: only the gateway's overall
+    /// cache size (`--cache-max-bytes`) applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_total_bytes: Option<u64>,
     /// Statuses stored (default 200, 203, 204, 301, 404, 410).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statuses: Vec<u16>,

@@ -108,6 +108,7 @@ fn policies(c: &mut Criterion) {
         query: CacheQuery::All,
         headers: vec![HeaderName::from_static("accept-language")],
         max_entry_bytes: 1 << 20,
+        max_total_bytes: None,
         statuses: vec![200],
         fingerprint: 7,
     };

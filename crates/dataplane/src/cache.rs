@@ -73,6 +73,8 @@ pub struct CacheCounters {
 /// The gateway's response cache.
 pub struct ResponseCache {
     entries: moka::sync::Cache<String, Variants>,
+    /// Bytes held per route (the key's first field), for per-rule caps.
+    per_route: Arc<Mutex<HashMap<String, u64>>>,
     in_flight: Mutex<HashMap<String, Arc<Notify>>>,
     /// Hits and misses.
     pub counters: CacheCounters,
@@ -116,18 +118,22 @@ impl Drop for FetchGuard {
 impl ResponseCache {
     /// A cache holding at most `max_bytes` of responses.
     pub fn new(max_bytes: u64) -> Self {
+        let per_route: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let accounts = per_route.clone();
         Self {
             entries: moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|k: &String, v: &Variants| {
-                    let bytes: usize = v
-                        .iter()
-                        .map(|s| s.body.len() + s.headers.len() * 64 + 128)
-                        .sum();
-                    u32::try_from(bytes + k.len()).unwrap_or(u32::MAX)
-                })
+                .weigher(|k: &String, v: &Variants| weight(k, v))
                 .expire_after(PerEntryTtl)
+                .eviction_listener(move |k: Arc<String>, v: Variants, _| {
+                    if let Ok(mut m) = accounts.lock()
+                        && let Some(total) = m.get_mut(route_of(&k))
+                    {
+                        *total = total.saturating_sub(u64::from(weight(&k, &v)));
+                    }
+                })
                 .build(),
+            per_route,
             in_flight: Mutex::new(HashMap::new()),
             counters: CacheCounters::default(),
         }
@@ -275,7 +281,24 @@ impl ResponseCache {
             .unwrap_or_default();
         variants.truncate(15);
         variants.push(stored);
-        self.entries.insert(key.to_owned(), Arc::new(variants));
+        let variants = Arc::new(variants);
+        let key = key.to_owned();
+        let size = u64::from(weight(&key, &variants));
+        let route = route_of(&key).to_owned();
+        if let Some(cap) = policy.max_total_bytes {
+            let over = |m: &HashMap<String, u64>| m.get(&route).copied().unwrap_or(0) + size > cap;
+            if self.per_route.lock().is_ok_and(|m| over(&m)) {
+                // Expired and evicted entries are accounted lazily.
+                self.entries.run_pending_tasks();
+                if self.per_route.lock().is_ok_and(|m| over(&m)) {
+                    return;
+                }
+            }
+        }
+        if let Ok(mut m) = self.per_route.lock() {
+            *m.entry(route).or_default() += size;
+        }
+        self.entries.insert(key, variants);
     }
 
     /// Removes entries whose key (`route|fingerprint|host|path|…`) has a
@@ -370,6 +393,20 @@ where
     }
 }
 
+/// What an entry costs: body, an estimate per header, and overhead.
+fn weight(key: &str, v: &Variants) -> u32 {
+    let bytes: usize = v
+        .iter()
+        .map(|s| s.body.len() + s.headers.len() * 64 + 128)
+        .sum();
+    u32::try_from(bytes + key.len()).unwrap_or(u32::MAX)
+}
+
+/// The route id at the start of a key.
+fn route_of(key: &str) -> &str {
+    key.split('|').next().unwrap_or_default()
+}
+
 /// Whether a request may be answered from (and fill) the cache.
 pub(crate) fn cacheable_request(method: &Method, headers: &HeaderMap) -> bool {
     (method == Method::GET || method == Method::HEAD)
@@ -441,6 +478,7 @@ mod tests {
             query: CacheQuery::All,
             headers: Vec::new(),
             max_entry_bytes: 1024,
+            max_total_bytes: None,
             statuses: vec![200],
             fingerprint: 1,
         }

@@ -177,6 +177,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub(crate) redis_timeout: Duration,
 
+    /// Bytes of responses the cache holds in all (rules may set a smaller
+    /// `cache.maxTotalBytes` of their own).
+    #[arg(long, default_value_t = 256 << 20)]
+    pub(crate) cache_max_bytes: u64,
+
     /// Most keys (clients, header values) a local rate limit tracks; more
     /// share one budget.
     #[arg(long, default_value_t = 100_000)]

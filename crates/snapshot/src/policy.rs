@@ -355,6 +355,8 @@ pub struct CachePolicy {
     pub headers: Vec<HeaderName>,
     /// Largest body stored.
     pub max_entry_bytes: usize,
+    /// Most bytes the rule's entries hold together.
+    pub max_total_bytes: Option<u64>,
     /// Statuses stored.
     pub statuses: Vec<u16>,
     /// Changes whenever the rule's configuration does, so entries made

@@ -402,6 +402,7 @@ pub(crate) fn route_policies(
             query,
             headers,
             max_entry_bytes: c.max_entry_bytes.map_or(1 << 20, |b| b as usize),
+            max_total_bytes: c.max_total_bytes,
             statuses,
             fingerprint,
         }));

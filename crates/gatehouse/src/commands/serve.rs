@@ -79,7 +79,10 @@ where
                 ..ProxyConfig::default()
             },
         )
-        .with_rate_limiter(limiter),
+        .with_rate_limiter(limiter)
+        .with_cache(Arc::new(dataplane::ResponseCache::new(
+            args.cache_max_bytes,
+        ))),
     );
 
     // The admin listener outlives the data listener's drain, so probes
