@@ -24,6 +24,7 @@ Try, from another terminal:
   curl -H 'Host: web.localhost' http://localhost:$port/rotate        # round robin over a, b, c
   curl -H 'Host: api.localhost' http://localhost:$port/v1/orders     # ApiRoute, 90/10 split a/b
   curl -H 'Host: api.localhost' -H 'x-beta: true' http://localhost:$port/v1/orders   # header match -> c
+  curl -k --resolve web.localhost:8443:127.0.0.1 https://web.localhost:8443/about   # HTTPS
   curl 'http://$admin_addr/debug/snapshot'                          # the live routing table
 
 Edit examples/quickstart/*.yaml and the changes apply at once. Ctrl-C stops.
@@ -31,4 +32,5 @@ Edit examples/quickstart/*.yaml and the changes apply at once. Ctrl-C stops.
 MSG
 
 "$bin_dir/gatehouse" standalone --manifests examples/quickstart \
-  --http-addr "$http_addr" --admin-addr "$admin_addr"
+  --http-addr "$http_addr" --admin-addr "$admin_addr" \
+  --https-addr "${https_addr:-127.0.0.1:8443}"
