@@ -91,9 +91,7 @@ impl Cluster {
         .map(|s| (*s).to_owned())
         .collect();
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let gw = GatewayProcess::spawn(&args);
-        gw.wait_ready(Duration::from_secs(30)).await;
-        gw
+        GatewayProcess::start(&args, Duration::from_secs(30)).await
     }
 
     /// An object as `kubectl get -o json` prints it.

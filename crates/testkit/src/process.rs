@@ -36,7 +36,20 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// A loopback address with a port that was free a moment ago.
+///
+/// Ports are drawn below Linux's ephemeral range (32768–60999), where the
+/// kernel hands out the local ports of outgoing connections: a port taken
+/// from there could be reused by some test's client socket before the
+/// process under test binds it.
 pub fn free_addr() -> SocketAddr {
+    for _ in 0..1000 {
+        let port = fastrand::u16(10_000..32_000);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener
+                .local_addr()
+                .expect("bound listener has an address");
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener
         .local_addr()
@@ -87,9 +100,40 @@ impl GatewayProcess {
             manifests.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let gw = Self::spawn(&args);
-        gw.wait_ready(Duration::from_secs(20)).await;
-        gw
+        Self::start(&args, Duration::from_secs(20)).await
+    }
+
+    /// Starts `gatehouse` with `args` on free ports and waits until it is
+    /// ready. When a port was taken between choosing and binding it (a
+    /// race with other tests), starts again on new ports.
+    pub async fn start(args: &[String], timeout: Duration) -> Self {
+        for _ in 0..5 {
+            let mut gw = Self::spawn(args);
+            let client = HttpClient::new();
+            let deadline = Instant::now() + timeout;
+            loop {
+                if let Ok(r) = client.get(gw.admin, "localhost", "/readyz").await
+                    && r.status == 200
+                {
+                    return gw;
+                }
+                if let Ok(Some(_)) = gw.child.try_wait() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "gatehouse was not ready within {timeout:?}; its log:\n{}",
+                    gw.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let logs = gw.logs();
+            assert!(
+                logs.contains("Address already in use"),
+                "gatehouse exited before it was ready; its log:\n{logs}"
+            );
+        }
+        panic!("no free ports for gatehouse after 5 attempts");
     }
 
     /// Starts `gatehouse` with `args` plus `--http-addr` and
