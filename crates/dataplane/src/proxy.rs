@@ -467,8 +467,12 @@ impl Proxy {
 
         // Phase 3b: rate limits. Every limit is checked (so each budget
         // counts the request); the first that rejects decides.
+        let client = if route.rate_limits.is_empty() {
+            String::new()
+        } else {
+            client_ip.to_string()
+        };
         for limit in &route.rate_limits {
-            let client = client_ip.to_string();
             let claim_key: String;
             let key: &[u8] = match &limit.key {
                 RateLimitKey::ClientIp => client.as_bytes(),

@@ -180,19 +180,7 @@ impl Upstreams {
             .map_err(|_| UpstreamError::Connect("connect timed out".into()))?
             .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .adaptive_window(true)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%endpoint, error = %e, "upstream HTTP/2 connection ended");
-            }
-        });
+        let sender = h2_handshake(stream, endpoint).await?;
         self.lock_h2().insert(endpoint, sender.clone());
         Ok(sender)
     }
@@ -254,19 +242,7 @@ impl Upstreams {
         let stream = tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| UpstreamError::Connect("connect timed out".into()))??;
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .adaptive_window(true)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%endpoint, error = %e, "upstream HTTP/2 connection ended");
-            }
-        });
+        let sender = h2_handshake(stream, endpoint).await?;
         lock(&self.tls_h2).insert(key, sender.clone());
         Ok(sender)
     }
@@ -280,6 +256,28 @@ impl Upstreams {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The HTTP/2 handshake on a connected stream (plain or TLS), with the
+/// connection driven on its own task.
+async fn h2_handshake<S>(stream: S, endpoint: SocketAddr) -> Result<H2Sender, UpstreamError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .adaptive_window(true)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%endpoint, error = %e, "upstream HTTP/2 connection ended");
+        }
+    });
+    Ok(sender)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
