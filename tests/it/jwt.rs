@@ -138,32 +138,14 @@ fn route(name: &str, host: &str, jwt: &str) -> String {
 
 /// Serves whatever JWKS is in `keys` at `/jwks.json`.
 async fn jwks_server(keys: Arc<Mutex<Value>>) -> std::net::SocketAddr {
-    use hyper::service::service_fn;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let keys = keys.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |_req: http::Request<hyper::body::Incoming>| {
-                    let body = keys.lock().unwrap().to_string();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(Bytes::from(body)),
-                        ))
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    testkit::serve_fn(move |_| {
+        (
+            200,
+            Vec::new(),
+            Bytes::from(keys.lock().unwrap().to_string()),
+        )
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

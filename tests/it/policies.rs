@@ -358,50 +358,36 @@ fn broken_policies_keep_the_rule_from_being_served() {
 /// An authorization service: `Bearer good` passes as alice; anything
 /// else gets its own 401 with a body and a challenge.
 async fn auth_service() -> std::net::SocketAddr {
-    use http_body_util::Full;
-    use hyper::service::service_fn;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                    let good = req
-                        .headers()
-                        .get("authorization")
-                        .is_some_and(|v| v == "Bearer good");
-                    let uri = req.headers().get("x-forwarded-uri").cloned();
-                    let resp = if good {
-                        http::Response::builder()
-                            .status(200)
-                            .header("x-user", "alice")
-                            .header("x-other", "not copied")
-                            .header(
-                                "x-seen-uri",
-                                uri.unwrap_or(http::HeaderValue::from_static("")),
-                            )
-                            .body(Full::new(Bytes::new()))
-                    } else {
-                        http::Response::builder()
-                            .status(401)
-                            .header("www-authenticate", "Bearer realm=\"auth\"")
-                            .body(Full::new(Bytes::from_static(
-                                b"{\"error\":\"login first\"}",
-                            )))
-                    };
-                    Ok::<_, std::convert::Infallible>(resp.unwrap())
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    testkit::serve_fn(|req| {
+        let good = req
+            .headers
+            .get("authorization")
+            .is_some_and(|v| v == "Bearer good");
+        if good {
+            let uri = req
+                .headers
+                .get("x-forwarded-uri")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (
+                200,
+                vec![
+                    ("x-user", "alice".into()),
+                    ("x-other", "not copied".into()),
+                    ("x-seen-uri", uri),
+                ],
+                Bytes::new(),
+            )
+        } else {
+            (
+                401,
+                vec![("www-authenticate", "Bearer realm=\"auth\"".into())],
+                Bytes::from_static(b"{\"error\":\"login first\"}"),
+            )
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -246,3 +246,51 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
         data = data.get(size + 2..).ok_or("truncated chunk end")?;
     }
 }
+
+/// Serves every request on a free loopback port with `handler`, which
+/// sees the request head and answers with a status, headers and a body.
+/// For small stand-in services (an auth service, a JWKS endpoint).
+pub async fn serve_fn<F>(handler: F) -> SocketAddr
+where
+    F: Fn(&http::request::Parts) -> (u16, Vec<(&'static str, String)>, Bytes)
+        + Send
+        + Sync
+        + 'static,
+{
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free loopback port");
+    let addr = listener
+        .local_addr()
+        .expect("bound listener has an address");
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (parts, _) = req.into_parts();
+                        let (status, headers, body) = handler(&parts);
+                        let mut resp = http::Response::new(Full::new(body));
+                        *resp.status_mut() = StatusCode::from_u16(status)
+                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                        for (k, v) in headers {
+                            if let Ok(v) = http::HeaderValue::try_from(v) {
+                                resp.headers_mut().append(k, v);
+                            }
+                        }
+                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}

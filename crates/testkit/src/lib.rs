@@ -16,7 +16,7 @@ pub mod process;
 pub mod scale;
 pub mod tlsclient;
 
-pub use client::{HttpClient, Reply, raw_request};
+pub use client::{HttpClient, Reply, raw_request, serve_fn};
 pub use echo::{Echo, EchoServer};
 pub use process::{GatewayProcess, eventually, free_addr, run_gatehouse};
 pub use tlsclient::{TlsClient, TlsConn};
