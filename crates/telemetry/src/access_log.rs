@@ -1,0 +1,411 @@
+//! The access log: one line per request, written off the request path.
+//!
+//! Request tasks hand a finished [`Entry`] to a bounded queue; one writer
+//! thread formats the entries and writes them in batches (one `write` per
+//! batch, flushed whenever the queue runs dry). When the writer falls
+//! behind and the queue is full, the entry is dropped and
+//! `gatehouse_access_log_dropped_total` counts it: a slow stdout never
+//! slows the gateway.
+//!
+//! What is logged is fixed: no request or response headers, and the path
+//! without its query string, so credentials sent in headers or query
+//! parameters (API keys, tokens) never reach the log.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, SystemTime};
+
+use http::{Method, Version};
+use prometheus_client::metrics::counter::Counter;
+use serde::Serialize;
+
+/// Entries queued for the writer before new ones are dropped (128 KiB of
+/// slots).
+const QUEUE: usize = 16 * 1024;
+
+/// How access-log lines look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    Json,
+    /// The Common Log Format (`host - - [date] "request" status bytes`).
+    Common,
+    /// No access log.
+    Off,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Self::Json),
+            "common" | "clf" => Ok(Self::Common),
+            "off" | "none" => Ok(Self::Off),
+            other => Err(format!(
+                "unknown access-log format {other:?} (json, common or off)"
+            )),
+        }
+    }
+}
+
+/// One finished request.
+#[derive(Debug)]
+pub struct Entry {
+    /// When the request head arrived.
+    pub start: SystemTime,
+    /// The client's address (after trusted proxies).
+    pub client: IpAddr,
+    /// The request method.
+    pub method: Method,
+    /// The host the request was routed by.
+    pub host: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// HTTP version of the downstream request.
+    pub version: Version,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Request body bytes read from the client.
+    pub bytes_in: u64,
+    /// Response body bytes sent to the client.
+    pub bytes_out: u64,
+    /// From the request head to the last response byte.
+    pub duration: Duration,
+    /// The endpoint that answered, when one did.
+    pub upstream: Option<SocketAddr>,
+    /// From sending the upstream request to its response head.
+    pub upstream_duration: Option<Duration>,
+    /// The route id, when a route matched.
+    pub route: Option<std::sync::Arc<str>>,
+    /// The request id sent back in `X-Request-Id`.
+    pub request_id: String,
+    /// The trace id, as 32 hex digits.
+    pub trace_id: Option<String>,
+}
+
+fn version_text(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    client: String,
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    protocol: &'static str,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+    duration_ms: f64,
+    upstream: Option<String>,
+    upstream_duration_ms: Option<f64>,
+    route: Option<&'a str>,
+    request_id: &'a str,
+    trace_id: Option<&'a str>,
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl Entry {
+    /// Appends the entry as one line in `format`.
+    pub fn write(&self, format: Format, out: &mut Vec<u8>) {
+        let mut time = String::with_capacity(32);
+        match format {
+            Format::Off => {}
+            Format::Json => {
+                crate::time::rfc3339(self.start, &mut time);
+                let line = JsonLine {
+                    time: &time,
+                    client: self.client.to_string(),
+                    method: self.method.as_str(),
+                    host: &self.host,
+                    path: &self.path,
+                    protocol: version_text(self.version),
+                    status: self.status,
+                    bytes_in: self.bytes_in,
+                    bytes_out: self.bytes_out,
+                    duration_ms: millis(self.duration),
+                    upstream: self.upstream.map(|a| a.to_string()),
+                    upstream_duration_ms: self.upstream_duration.map(millis),
+                    route: self.route.as_deref(),
+                    request_id: &self.request_id,
+                    trace_id: self.trace_id.as_deref(),
+                };
+                // Serializing plain strings and numbers cannot fail.
+                let _ = serde_json::to_writer(&mut *out, &line);
+                out.push(b'\n');
+            }
+            Format::Common => {
+                crate::time::common_log(self.start, &mut time);
+                // The request line is quoted: escape what would end it.
+                let path = self.path.replace(['"', '\\'], "_");
+                let _ = writeln!(
+                    out,
+                    "{} - - [{time}] \"{} {path} {}\" {} {}",
+                    self.client,
+                    self.method,
+                    version_text(self.version),
+                    self.status,
+                    self.bytes_out
+                );
+            }
+        }
+    }
+}
+
+/// Settings of the access log.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Line format, or off.
+    pub format: Format,
+    /// Share of successful requests logged (0.0–1.0). Responses with a
+    /// status of 400 or more are always logged.
+    pub sample: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            format: Format::Json,
+            sample: 1.0,
+        }
+    }
+}
+
+/// The access log of the process.
+#[derive(Debug)]
+pub struct AccessLog {
+    config: Config,
+    sender: Option<SyncSender<Box<Entry>>>,
+    progress: Arc<Progress>,
+    dropped: Counter,
+}
+
+impl AccessLog {
+    /// No access log.
+    pub fn off() -> Self {
+        Self {
+            config: Config {
+                format: Format::Off,
+                sample: 0.0,
+            },
+            sender: None,
+            progress: Arc::default(),
+            dropped: Counter::default(),
+        }
+    }
+
+    /// An access log on standard output.
+    pub fn stdout(config: Config, dropped: Counter) -> Self {
+        Self::to_writer(config, dropped, Box::new(std::io::stdout()))
+    }
+
+    /// An access log written to `out` by a thread of its own.
+    pub fn to_writer(config: Config, dropped: Counter, out: Box<dyn Write + Send>) -> Self {
+        if config.format == Format::Off {
+            return Self::off();
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let format = config.format;
+        let progress = Arc::new(Progress::default());
+        let written = progress.clone();
+        let started = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_loop(&rx, format, out, &written));
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "cannot start the access-log writer; access log off");
+            return Self::off();
+        }
+        Self {
+            config,
+            sender: Some(tx),
+            progress,
+            dropped,
+        }
+    }
+
+    /// Whether entries are wanted at all (so callers can skip building
+    /// them).
+    pub fn enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Whether a request answered with `status` is logged: every error,
+    /// and the sampled share of the rest.
+    pub fn wants(&self, status: u16) -> bool {
+        self.enabled()
+            && (status >= 400 || self.config.sample >= 1.0 || fastrand::f64() < self.config.sample)
+    }
+
+    /// Queues an entry; drops it (and counts the drop) when the writer is
+    /// behind.
+    pub fn log(&self, entry: Entry) {
+        let Some(tx) = &self.sender else { return };
+        // Boxed: the queue's slots are allocated up front, and a pointer
+        // per slot keeps that small.
+        match tx.try_send(Box::new(entry)) {
+            Ok(()) => {
+                self.progress.queued.fetch_add(1, Ordering::Release);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.inc();
+            }
+        }
+    }
+
+    /// Waits (up to `limit`) until every queued entry is written. For
+    /// shutdown, so the last requests are not lost.
+    pub async fn flush(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let queued = self.progress.queued.load(Ordering::Acquire);
+        while self.progress.written.load(Ordering::Acquire) < queued
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// Entries handed to the writer, and entries it has written.
+#[derive(Debug, Default)]
+struct Progress {
+    queued: AtomicU64,
+    written: AtomicU64,
+}
+
+fn write_loop(
+    rx: &Receiver<Box<Entry>>,
+    format: Format,
+    mut out: Box<dyn Write + Send>,
+    progress: &Progress,
+) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = rx.recv() {
+        first.write(format, &mut buf);
+        let mut n = 1;
+        while buf.len() < 60 * 1024 {
+            match rx.try_recv() {
+                Ok(e) => {
+                    e.write(format, &mut buf);
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
+            // stdout closed: nothing more can be logged. Entries still
+            // count as written so a flush does not wait for them.
+            progress.written.fetch_add(u64::MAX / 2, Ordering::Release);
+            return;
+        }
+        progress.written.fetch_add(n, Ordering::Release);
+        buf.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    fn entry() -> Entry {
+        Entry {
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(971_186_136),
+            client: "192.0.2.7".parse().unwrap(),
+            method: Method::POST,
+            host: "shop.example".into(),
+            path: "/orders/\"1\"".into(),
+            version: Version::HTTP_11,
+            status: 201,
+            bytes_in: 12,
+            bytes_out: 345,
+            duration: Duration::from_micros(1_234),
+            upstream: Some("127.0.0.1:9000".parse().unwrap()),
+            upstream_duration: Some(Duration::from_micros(1_000)),
+            route: Some("apiroute/shop/orders/rule/0".into()),
+            request_id: "abc".into(),
+            trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+        }
+    }
+
+    #[test]
+    fn json_line_has_every_field() {
+        let mut out = Vec::new();
+        entry().write(Format::Json, &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["time"], "2000-10-10T13:55:36.000Z");
+        assert_eq!(v["client"], "192.0.2.7");
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["path"], "/orders/\"1\"");
+        assert_eq!(v["protocol"], "HTTP/1.1");
+        assert_eq!(v["status"], 201);
+        assert_eq!(v["bytes_in"], 12);
+        assert_eq!(v["bytes_out"], 345);
+        assert_eq!(v["duration_ms"], 1.234);
+        assert_eq!(v["upstream"], "127.0.0.1:9000");
+        assert_eq!(v["upstream_duration_ms"], 1.0);
+        assert_eq!(v["route"], "apiroute/shop/orders/rule/0");
+        assert_eq!(v["request_id"], "abc");
+        assert_eq!(v["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+    }
+
+    #[test]
+    fn common_log_line() {
+        let mut out = Vec::new();
+        entry().write(Format::Common, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "192.0.2.7 - - [10/Oct/2000:13:55:36 +0000] \"POST /orders/_1_ HTTP/1.1\" 201 345\n"
+        );
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<StdMutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn sampling_keeps_errors_and_a_share_of_the_rest() {
+        let out = Shared::default();
+        let log = AccessLog::to_writer(
+            Config {
+                format: Format::Json,
+                sample: 0.1,
+            },
+            Counter::default(),
+            Box::new(out.clone()),
+        );
+        let kept = (0..10_000).filter(|_| log.wants(200)).count();
+        assert!((700..1_300).contains(&kept), "{kept} of 10,000 sampled");
+        assert!((0..100).all(|_| log.wants(503) && log.wants(404)));
+        log.log(entry());
+        log.log(entry());
+        log.flush(Duration::from_secs(5)).await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let off = AccessLog::off();
+        assert!(!off.enabled() && !off.wants(500));
+    }
+}
