@@ -428,6 +428,7 @@ async fn hundred_mib_each_way_with_bounded_memory() {
         ]),
     );
     let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let idle = peak_rss_kib(gw.pid());
     const SIZE: usize = 100 * 1024 * 1024;
     let client = HttpClient::new().with_timeout(Duration::from_secs(120));
     // Upload: the backend counts what arrives.
@@ -457,9 +458,15 @@ async fn hundred_mib_each_way_with_bounded_memory() {
         .unwrap();
     assert_eq!(down.status, 200);
     assert_eq!(down.body.len(), SIZE);
-    // The gateway streamed both without holding the bodies.
+    // The gateway streamed both without holding the bodies: its peak
+    // grew by far less than one body. (The growth is buffers in flight
+    // and allocator caches, which vary with how the two cores interleave
+    // the client, the gateway and the backend.)
     let peak = peak_rss_kib(gw.pid());
-    assert!(peak < 64 * 1024, "gateway peak RSS {peak} KiB");
+    assert!(
+        peak - idle < 40 * 1024,
+        "gateway peak RSS {peak} KiB, {idle} KiB before the transfers"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use snapshot::Snapshot;
+use telemetry::Telemetry;
+use telemetry::metrics::DiagnosticLabels;
 use translate::{Diagnostic, ObjectRef, Options, Output, ResourceSet, Severity, translate};
 
 /// Where snapshots go: the data plane's publish function. It must be
@@ -36,6 +38,7 @@ pub struct Pipeline {
     publish: Publish,
     live: Option<Arc<Snapshot>>,
     reported: BTreeSet<Diagnostic>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -56,7 +59,21 @@ impl Pipeline {
             publish,
             live: None,
             reported: BTreeSet::new(),
+            telemetry: Arc::new(Telemetry::quiet()),
         }
+    }
+
+    /// The same pipeline, reporting into `telemetry` (build times,
+    /// diagnostics, and through the sources, watch events).
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// Where the pipeline and its sources report.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// Translates `resources` off the async worker threads and publishes
@@ -81,6 +98,10 @@ impl Pipeline {
             }
         };
         let translate_time = started.elapsed();
+        self.telemetry
+            .metrics
+            .snapshot_build_duration
+            .observe(translate_time);
         self.report(&output.diagnostics);
         let Output {
             snapshot,
@@ -133,6 +154,19 @@ impl Pipeline {
                     "{}", d.message
                 ),
             }
+        }
+        let gauge = &self.telemetry.metrics.diagnostics;
+        gauge.clear();
+        for d in &current {
+            gauge
+                .get_or_create(&DiagnosticLabels {
+                    kind: d.object.kind.to_string(),
+                    severity: match d.severity {
+                        Severity::Error => "error",
+                        Severity::Warning => "warning",
+                    },
+                })
+                .inc();
         }
         let resolved = self.reported.difference(&current).count();
         if resolved > 0 {

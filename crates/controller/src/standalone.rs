@@ -64,13 +64,23 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StandaloneError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let labels = telemetry::metrics::ResourceLabels {
+        resource: "files".to_owned(),
+    };
+    let metrics = &pipeline.telemetry().metrics;
+    let events = metrics.watch_events.get_or_create_owned(&labels);
+    let errors = metrics.watch_errors.get_or_create_owned(&labels);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Our own reads show up as access events; they change nothing.
         let relevant = match &event {
             Ok(e) => !matches!(e.kind, EventKind::Access(_)),
-            Err(_) => true,
+            Err(_) => {
+                errors.inc();
+                true
+            }
         };
         if relevant {
+            events.inc();
             let _ = tx.send(());
         }
     })

@@ -18,8 +18,9 @@ use tokio::net::TcpListener;
 
 use crate::state::Gateway;
 
-/// Serves `/healthz`, `/readyz` and `/debug/snapshot` until `shutdown`
-/// completes.
+/// Serves the admin endpoints until `shutdown` completes: `/healthz`,
+/// `/readyz`, `/metrics`, `/debug/snapshot`, `/debug/routes`,
+/// `/debug/explain` and `POST /cache/purge`.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
@@ -67,28 +68,107 @@ fn handle(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             StatusCode::SERVICE_UNAVAILABLE,
             "waiting for the first configuration\n",
         ),
-        "/debug/snapshot" => {
-            let body = serde_json::json!({
-                "generation": gateway.generation(),
-                "snapshot": &*gateway.snapshot(),
-            });
-            match serde_json::to_vec_pretty(&body) {
-                Ok(bytes) => {
-                    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
-                    resp.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/json"),
-                    );
-                    resp
-                }
-                Err(_) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "cannot render the snapshot\n",
-                ),
+        "/debug/snapshot" => json(&serde_json::json!({
+            "generation": gateway.generation(),
+            "snapshot": &*gateway.snapshot(),
+        })),
+        "/metrics" => metrics(gateway),
+        "/debug/explain" => explain(gateway, req),
+        "/debug/routes" => json(&gateway.snapshot().route_table()),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The query parameters of a request, percent-decoded.
+fn query_params(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .map(|(k, v)| {
+            let decode = |s: &str| snapshot::percent_decode(&s.replace('+', " ")).into_owned();
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// `GET /debug/explain?host=H&path=/P&method=M&header=Name:Value&query=Q`:
+/// where that request would go and why. `header` may repeat; `query` is
+/// the request's query string.
+fn explain(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let params = query_params(req);
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(host) = get("host") else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "give ?host= (and optionally &path=, &method=, &header=Name:Value, &query=)\n",
+        );
+    };
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty())
+        .map_or(host, |(h, _)| h)
+        .to_ascii_lowercase();
+    let Ok(method) = Method::from_bytes(get("method").unwrap_or("GET").as_bytes()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "method is not a valid HTTP method\n",
+        );
+    };
+    let Ok(path) = snapshot::normalize_path(get("path").unwrap_or("/")) else {
+        return text(StatusCode::BAD_REQUEST, "path cannot be normalized\n");
+    };
+    let mut headers = http::HeaderMap::new();
+    for (_, h) in params.iter().filter(|(k, _)| k == "header") {
+        let parsed = h.split_once(':').and_then(|(n, v)| {
+            Some((
+                http::HeaderName::from_bytes(n.trim().as_bytes()).ok()?,
+                http::HeaderValue::from_str(v.trim()).ok()?,
+            ))
+        });
+        match parsed {
+            Some((n, v)) => {
+                headers.append(n, v);
+            }
+            None => {
+                return text(StatusCode::BAD_REQUEST, "header must be Name:Value\n");
             }
         }
-        "/metrics" => metrics(gateway),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+    let snapshot = gateway.snapshot();
+    let info = snapshot::RequestInfo {
+        host: &host,
+        path: &path,
+        query: get("query"),
+        method: &method,
+        headers: &headers,
+        body: snapshot::Body::Unread,
+    };
+    json(&snapshot.explain(&info))
+}
+
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot render the answer\n",
+        ),
     }
 }
 
@@ -98,14 +178,7 @@ fn purge(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
     }
-    let params: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.to_owned(), snapshot::percent_decode(v).into_owned()))
-        .collect();
+    let params = query_params(req);
     let get = |name: &str| {
         params
             .iter()
@@ -133,53 +206,9 @@ fn purge(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     resp
 }
 
-/// The metrics the gateway keeps so far, in the OpenMetrics text format.
+/// Every metric family, in the OpenMetrics text format.
 fn metrics(gateway: &Gateway) -> Response<Full<Bytes>> {
-    use std::fmt::Write;
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = write!(
-            out,
-            "# TYPE {name} counter\n# HELP {name} {help}\n{name}_total {value}\n"
-        );
-    };
-    counter(
-        "gatehouse_snapshot_publishes",
-        "Snapshots published.",
-        gateway.generation(),
-    );
-    if let Some(c) = gateway.rate_limit_counters() {
-        counter(
-            "gatehouse_ratelimit_rejected",
-            "Requests rejected by a rate limit.",
-            c.rejected.load(Relaxed),
-        );
-        counter(
-            "gatehouse_ratelimit_redis_failures",
-            "Global rate-limit checks that could not reach Redis in time.",
-            c.redis_failures.load(Relaxed),
-        );
-        counter(
-            "gatehouse_ratelimit_failed_open",
-            "Requests let through because Redis could not be checked (failureMode Open).",
-            c.failed_open.load(Relaxed),
-        );
-    }
-    if let Some(c) = gateway.cache() {
-        counter(
-            "gatehouse_cache_hits",
-            "Responses served from the cache.",
-            c.counters.hits.load(Relaxed),
-        );
-        counter(
-            "gatehouse_cache_misses",
-            "Cache lookups that went upstream.",
-            c.counters.misses.load(Relaxed),
-        );
-    }
-    out.push_str("# EOF\n");
-    let mut resp = Response::new(Full::new(Bytes::from(out)));
+    let mut resp = Response::new(Full::new(Bytes::from(gateway.telemetry().metrics.encode())));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static(

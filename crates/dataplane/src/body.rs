@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::grpc::{DecodeText, EncodeWeb};
 use crate::lb::InFlight;
+use crate::observe::Observation;
 
 /// Errors of bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -33,6 +34,23 @@ pub(crate) type UnsyncBody = UnsyncBoxBody<Bytes, BoxError>;
 pub struct ProxyBody {
     kind: ResponseKind,
     _in_flight: Option<InFlight>,
+    /// The request's telemetry, finished when the body is dropped.
+    observed: Option<Observed>,
+}
+
+#[derive(Debug)]
+struct Observed {
+    observation: Box<Observation>,
+    status: u16,
+    bytes_out: u64,
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        if let Some(o) = self.observed.take() {
+            o.observation.finish(o.status, o.bytes_out);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -49,6 +67,7 @@ impl ProxyBody {
         Self {
             kind: ResponseKind::Full(Full::new(bytes)),
             _in_flight: None,
+            observed: None,
         }
     }
 
@@ -57,6 +76,7 @@ impl ProxyBody {
         Self {
             kind: ResponseKind::Upstream(body),
             _in_flight: in_flight,
+            observed: None,
         }
     }
 
@@ -65,6 +85,7 @@ impl ProxyBody {
         Self {
             kind: ResponseKind::Boxed(body),
             _in_flight: in_flight,
+            observed: None,
         }
     }
 
@@ -73,7 +94,20 @@ impl ProxyBody {
         Self {
             kind: ResponseKind::GrpcWeb(body),
             _in_flight: in_flight,
+            observed: None,
         }
+    }
+}
+
+impl ProxyBody {
+    /// Hands the request's telemetry to the body: it is finished, with the
+    /// bytes sent, when the body is dropped.
+    pub(crate) fn observe(&mut self, observation: Box<Observation>, status: u16) {
+        self.observed = Some(Observed {
+            observation,
+            status,
+            bytes_out: 0,
+        });
     }
 }
 
@@ -85,12 +119,19 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().kind {
+        let this = self.get_mut();
+        let polled = match &mut this.kind {
             ResponseKind::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             ResponseKind::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             ResponseKind::Boxed(b) => Pin::new(b).poll_frame(cx),
             ResponseKind::GrpcWeb(b) => Pin::new(b).poll_frame(cx),
+        };
+        if let (Poll::Ready(Some(Ok(frame))), Some(o)) = (&polled, &mut this.observed)
+            && let Some(data) = frame.data_ref()
+        {
+            o.bytes_out += data.len() as u64;
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -112,6 +153,57 @@ impl Body for ProxyBody {
     }
 }
 
+/// The client's request body, counting the bytes read from it (for the
+/// access log).
+#[derive(Debug)]
+pub(crate) struct ClientBody {
+    inner: Incoming,
+    /// `None` for bodies that are empty from the start.
+    read: Option<Arc<AtomicU64>>,
+}
+
+impl ClientBody {
+    /// Wraps `inner`; returns the counter of bytes read, when it has a
+    /// body at all.
+    pub(crate) fn new(inner: Incoming) -> (Self, Option<Arc<AtomicU64>>) {
+        let read = (!inner.is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
+        (
+            Self {
+                inner,
+                read: read.clone(),
+            },
+            read,
+        )
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(read)) = (&polled, &this.read)
+            && let Some(data) = frame.data_ref()
+        {
+            read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Frames a mirror may fall behind before it is cut off, so a slow mirror
 /// never holds back the main request.
 const MIRROR_QUEUE: usize = 64;
@@ -120,7 +212,7 @@ const MIRROR_QUEUE: usize = 64;
 #[derive(Debug)]
 pub(crate) enum UpstreamBody {
     /// The client's body, streamed.
-    Streamed(Incoming),
+    Streamed(ClientBody),
     /// A body read in full (for body matching) or a copy of one.
     Buffered(Full<Bytes>),
     /// No body.
@@ -130,7 +222,7 @@ pub(crate) enum UpstreamBody {
     /// A mirror's copy of a streamed body.
     Mirror(MirrorBody),
     /// The client's body, failing once it passes a size limit.
-    Limited(Limited<Incoming>),
+    Limited(Limited<ClientBody>),
     /// A gRPC-Web-text body, base64-decoded.
     Decoded(DecodeText),
 }
@@ -181,7 +273,7 @@ impl Body for UpstreamBody {
 /// A streamed body whose data chunks are also offered to mirrors.
 #[derive(Debug)]
 pub(crate) struct TeeBody {
-    inner: Incoming,
+    inner: ClientBody,
     mirrors: Vec<(mpsc::Sender<Bytes>, Arc<AtomicBool>)>,
 }
 
@@ -197,7 +289,7 @@ pub(crate) struct MirrorBody {
 
 impl TeeBody {
     /// Splits `inner` into the main body and `copies` mirror bodies.
-    pub(crate) fn new(inner: Incoming, copies: usize) -> (Self, Vec<MirrorBody>) {
+    pub(crate) fn new(inner: ClientBody, copies: usize) -> (Self, Vec<MirrorBody>) {
         let size_hint = inner.size_hint();
         let mut mirrors = Vec::with_capacity(copies);
         let mut bodies = Vec::with_capacity(copies);

@@ -65,9 +65,19 @@ impl moka::Expiry<String, Variants> for PerEntryTtl {
 #[derive(Debug, Default)]
 pub struct CacheCounters {
     /// Served from the cache.
-    pub hits: std::sync::atomic::AtomicU64,
+    pub hits: telemetry::Counter,
     /// Looked up and not found (or stale).
-    pub misses: std::sync::atomic::AtomicU64,
+    pub misses: telemetry::Counter,
+}
+
+impl CacheCounters {
+    /// The counters registered in `metrics`.
+    pub fn registered(metrics: &telemetry::Metrics) -> Self {
+        Self {
+            hits: metrics.cache_hits.clone(),
+            misses: metrics.cache_misses.clone(),
+        }
+    }
 }
 
 /// The gateway's response cache.
@@ -77,7 +87,7 @@ pub struct ResponseCache {
     per_route: Arc<Mutex<HashMap<String, u64>>>,
     in_flight: Mutex<HashMap<String, Arc<Notify>>>,
     /// Hits and misses.
-    pub counters: CacheCounters,
+    pub(crate) counters: CacheCounters,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -116,7 +126,14 @@ impl Drop for FetchGuard {
 }
 
 impl ResponseCache {
-    /// A cache holding at most `max_bytes` of responses.
+    /// The same cache, counting hits and misses into `counters`.
+    #[must_use]
+    pub fn with_counters(mut self, counters: CacheCounters) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// An empty cache holding at most `max_bytes` of responses.
     pub fn new(max_bytes: u64) -> Self {
         let per_route: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let accounts = per_route.clone();
@@ -182,10 +199,9 @@ impl ResponseCache {
         request: &HeaderMap,
         wait: Duration,
     ) -> Lookup {
-        use std::sync::atomic::Ordering::Relaxed;
         for attempt in 0..2 {
             if let Some(stored) = self.fresh(&key, request) {
-                self.counters.hits.fetch_add(1, Relaxed);
+                self.counters.hits.inc();
                 return Lookup::Hit(stored);
             }
             let waiting = {
@@ -205,7 +221,7 @@ impl ResponseCache {
                     None => {
                         let n = Arc::new(Notify::new());
                         m.insert(key.clone(), n.clone());
-                        self.counters.misses.fetch_add(1, Relaxed);
+                        self.counters.misses.inc();
                         return Lookup::Fetch(FetchGuard {
                             cache: self.clone(),
                             key,
@@ -222,7 +238,7 @@ impl ResponseCache {
             }
         }
         // The fetch we waited for stored nothing usable: fetch alone.
-        self.counters.misses.fetch_add(1, Relaxed);
+        self.counters.misses.inc();
         Lookup::Fetch(FetchGuard {
             cache: self.clone(),
             key,

@@ -109,13 +109,13 @@ pub(crate) fn web_response_headers(headers: &mut HeaderMap, kind: GrpcKind, suff
 /// A gRPC-Web-text request body, base64-decoded for the upstream.
 #[derive(Debug)]
 pub(crate) struct DecodeText {
-    inner: Incoming,
+    inner: crate::body::ClientBody,
     pending: Vec<u8>,
     done: bool,
 }
 
 impl DecodeText {
-    pub(crate) fn new(inner: Incoming) -> Self {
+    pub(crate) fn new(inner: crate::body::ClientBody) -> Self {
         Self {
             inner,
             pending: Vec::new(),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use http::uri::Authority;
 use snapshot::{Cluster, LoadBalance, OutlierPolicy};
+use telemetry::BackendMetrics;
 
 /// Milliseconds since the process's first use of this clock.
 pub(crate) fn now_ms() -> u64 {
@@ -151,6 +152,8 @@ pub(crate) struct ClusterState {
     ring: OnceLock<Vec<(u64, u32)>>,
     by_id: HashMap<u64, usize>,
     outlier: OutlierPolicy,
+    /// Metric handles labelled with the cluster's name.
+    pub(crate) metrics: Option<BackendMetrics>,
 }
 
 /// Outcome of an attempt, for passive health.
@@ -193,6 +196,7 @@ impl ClusterState {
             ring: OnceLock::new(),
             by_id,
             outlier: cluster.outlier.clone(),
+            metrics: None,
         }
     }
 
@@ -322,6 +326,9 @@ impl ClusterState {
                     return;
                 }
                 let times = endpoint.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(m) = &self.metrics {
+                    m.ejections.inc();
+                }
                 let duration = self.outlier.base_ejection.saturating_mul(times.min(10));
                 endpoint.ejected_until.store(
                     now + u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
@@ -334,6 +341,12 @@ impl ClusterState {
                 );
             }
         }
+    }
+
+    /// The same state, counting into `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: BackendMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The endpoint with an affinity id, if it belongs to this cluster.

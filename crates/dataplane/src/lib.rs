@@ -19,6 +19,7 @@ mod headers;
 mod health;
 mod lb;
 pub mod listener;
+mod observe;
 mod policy;
 mod proxy;
 mod proxy_protocol;

@@ -21,6 +21,7 @@ use tokio_rustls::server::TlsStream;
 use crate::proxy::{Connection, Proxy, TlsInfo};
 use crate::proxy_protocol::{self, Prefixed};
 use crate::tls::Choice;
+use telemetry::metrics::HandshakeLabels;
 
 /// Limits applied to every downstream connection.
 #[derive(Clone, Debug)]
@@ -96,6 +97,10 @@ async fn serve_with(
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let connections = proxy.gateway().telemetry().metrics.listener(match scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    });
     tokio::pin!(shutdown);
 
     loop {
@@ -118,7 +123,9 @@ async fn serve_with(
         let watcher = graceful.watcher();
         let proxy_protocol = config.proxy_protocol;
         let header_timeout = config.header_read_timeout;
+        let open = connections.accept();
         tokio::spawn(async move {
+            let _open = open;
             let (stream, peer) = if proxy_protocol {
                 match tokio::time::timeout(header_timeout, read_proxy_header(stream, peer)).await {
                     Ok(Ok(accepted)) => accepted,
@@ -226,13 +233,39 @@ async fn handshake(
             },
         ))
     };
+    let metrics = &proxy.gateway().telemetry().metrics;
+    let failed = || {
+        metrics
+            .tls_handshakes
+            .get_or_create(&HandshakeLabels {
+                result: "failure",
+                version: "",
+            })
+            .inc();
+    };
     match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(done)) => Some(done),
+        Ok(Ok(done)) => {
+            let version = match done.0.get_ref().1.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "other",
+            };
+            metrics
+                .tls_handshakes
+                .get_or_create(&HandshakeLabels {
+                    result: "success",
+                    version,
+                })
+                .inc();
+            Some(done)
+        }
         Ok(Err(e)) => {
+            failed();
             tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
             None
         }
         Err(_) => {
+            failed();
             tracing::debug!(client = %peer, "TLS handshake timed out");
             None
         }

@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -33,14 +33,19 @@ use snapshot::{
     RequestInfo, Route, Scheme, normalize_path,
 };
 
-use crate::body::{ProxyBody, TeeBody, UpstreamBody};
+use crate::body::{ClientBody, ProxyBody, TeeBody, UpstreamBody};
+use crate::cache::CacheCounters;
 use crate::cache::ResponseCache;
 use crate::clientinfo::{self, Cidr};
 use crate::grpc::{self, GrpcKind};
 use crate::headers::strip_hop_by_hop;
 use crate::lb::{EndpointState, InFlight, Outcome, stable_hash};
+use crate::observe::Observation;
+use crate::ratelimit::RateLimitCounters;
 use crate::ratelimit::RateLimiter;
 use crate::respond::ProxyError;
+use telemetry::SpanKind;
+use telemetry::trace::TRACEPARENT;
 
 /// Bytes of responses the cache holds unless configured.
 const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
@@ -155,11 +160,13 @@ pub struct Proxy {
     cache: Arc<ResponseCache>,
     jwks: crate::policy::JwksCache,
     validators: crate::validate::Validators,
+    telemetry: Arc<telemetry::Telemetry>,
 }
 
 /// What the response phase adds whatever the outcome.
-#[derive(Default)]
 struct Extras {
+    /// What the log phase records.
+    obs: Observation,
     hsts: Option<HeaderValue>,
     /// The capacity and decision of the rate limit to report.
     rate_limit: Option<(u32, crate::ratelimit::Decision)>,
@@ -189,7 +196,7 @@ fn https_redirect(host: &str, port: u16, original: Option<&PathAndQuery>) -> Res
 
 /// The request body as the pipeline holds it.
 enum ReqBody {
-    Streamed(Incoming),
+    Streamed(ClientBody),
     Buffered(Bytes),
 }
 
@@ -225,6 +232,8 @@ struct Answer {
     response: Response<Incoming>,
     endpoint: Arc<EndpointState>,
     in_flight: InFlight,
+    /// Time to the response head.
+    took: Duration,
 }
 
 impl Proxy {
@@ -236,11 +245,17 @@ impl Proxy {
             max_idle: config.upstream_max_idle,
         }));
         gateway.set_upstreams(upstreams.clone());
-        let cache = Arc::new(ResponseCache::new(DEFAULT_CACHE_BYTES));
+        let telemetry = gateway.telemetry().clone();
+        let cache = Arc::new(
+            ResponseCache::new(DEFAULT_CACHE_BYTES)
+                .with_counters(CacheCounters::registered(&telemetry.metrics)),
+        );
         gateway.set_cache(cache.clone());
-        let rate_limiter = Arc::new(RateLimiter::new(DEFAULT_RATE_LIMIT_KEYS));
-        gateway.set_rate_limit_counters(rate_limiter.counters.clone());
+        let mut rate_limiter = RateLimiter::new(DEFAULT_RATE_LIMIT_KEYS);
+        rate_limiter.counters = Arc::new(RateLimitCounters::registered(&telemetry.metrics));
+        let rate_limiter = Arc::new(rate_limiter);
         Self {
+            telemetry,
             gateway,
             upstreams,
             config,
@@ -255,7 +270,9 @@ impl Proxy {
 
     /// Uses `cache` for responses (shared with the admin endpoints).
     #[must_use]
-    pub fn with_cache(mut self, cache: Arc<ResponseCache>) -> Self {
+    pub fn with_cache(mut self, cache: ResponseCache) -> Self {
+        let cache =
+            Arc::new(cache.with_counters(CacheCounters::registered(&self.telemetry.metrics)));
         self.gateway.set_cache(cache.clone());
         self.cache = cache;
         self
@@ -263,11 +280,9 @@ impl Proxy {
 
     /// Uses `limiter` for rate limits (for example one with Redis).
     #[must_use]
-    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Self {
-        let limiter = Arc::new(limiter);
-        self.gateway
-            .set_rate_limit_counters(limiter.counters.clone());
-        self.rate_limiter = limiter;
+    pub fn with_rate_limiter(mut self, mut limiter: RateLimiter) -> Self {
+        limiter.counters = Arc::new(RateLimitCounters::registered(&self.telemetry.metrics));
+        self.rate_limiter = Arc::new(limiter);
         self
     }
 
@@ -285,7 +300,12 @@ impl Proxy {
     pub async fn handle(&self, req: Request<Incoming>, conn: &Connection) -> Response<ProxyBody> {
         let grpc = grpc::kind(req.headers()).map(|(k, s)| (k, s.to_owned()));
         let request_id = clientinfo::request_id(req.headers());
-        let mut extras = Extras::default();
+        let mut extras = Extras {
+            obs: Observation::start(&self.telemetry, req.method(), req.version(), req.headers()),
+            hsts: None,
+            rate_limit: None,
+            cors: None,
+        };
         let mut resp = match self
             .proxy(req, conn, &request_id, grpc.as_ref(), &mut extras)
             .await
@@ -293,9 +313,15 @@ impl Proxy {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::debug!(client = %conn.peer.ip(), request_id = ?request_id, error = %e, "request failed");
+                if extras.obs.recording {
+                    extras.obs.error = Some(e.to_string());
+                }
                 e.into_response(grpc.as_ref().map(|(k, s)| (*k, s.as_str())))
             }
         };
+        if extras.obs.detailed() {
+            extras.obs.request_id = Some(request_id.clone());
+        }
         resp.headers_mut()
             .insert(clientinfo::request_id_header().clone(), request_id);
         if let Some(value) = extras.hsts {
@@ -318,6 +344,9 @@ impl Proxy {
                 );
             }
         }
+        // Phase 8: log, once the body is done.
+        let status = resp.status().as_u16();
+        resp.body_mut().observe(Box::new(extras.obs), status);
         resp
     }
 
@@ -334,16 +363,25 @@ impl Proxy {
         let active = self.gateway.load();
         let on_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
         let (mut parts, incoming) = req.into_parts();
+        let (incoming, bytes_in) = ClientBody::new(incoming);
+        extras.obs.bytes_in = bytes_in;
 
         // Phase 2: normalize.
-        let (host, host_port) = request_host(&parts).ok_or(ProxyError::BadHost)?;
-        let original = parts.uri.path_and_query().cloned();
-        let raw_path = original.as_ref().map_or("/", PathAndQuery::path);
-        let path = normalize_path(raw_path).map_err(ProxyError::BadPath)?;
-        let query = original.as_ref().and_then(PathAndQuery::query);
         let trusted = &self.config.trusted_proxies;
         let peer_trusted = trusted.iter().any(|c| c.contains(conn.peer.ip()));
         let client_ip = clientinfo::client_ip(conn.peer.ip(), &parts.headers, trusted);
+        extras.obs.client = Some(client_ip);
+        let original = parts.uri.path_and_query().cloned();
+        let raw_path = original.as_ref().map_or("/", PathAndQuery::path);
+        if extras.obs.detailed() {
+            raw_path.clone_into(&mut extras.obs.path);
+        }
+        let (host, host_port) = request_host(&parts).ok_or(ProxyError::BadHost)?;
+        if extras.obs.detailed() {
+            host.as_ref().clone_into(&mut extras.obs.host);
+        }
+        let path = normalize_path(raw_path).map_err(ProxyError::BadPath)?;
+        let query = original.as_ref().and_then(PathAndQuery::query);
 
         // Phase 2a: ACME HTTP-01 answers, for any host, before routing.
         if let Some(token) = path.strip_prefix(ACME_CHALLENGE_PREFIX)
@@ -429,6 +467,7 @@ impl Proxy {
         };
         let route = matched.route;
         let route_state = active.routes[matched.entry.route.0].clone();
+        extras.obs.route = Some((route.id.clone(), route_state.clone()));
 
         // Phase 3a: edge policies — addresses, CORS preflight, credentials.
         crate::policy::check_access(&route.policies, client_ip)?;
@@ -440,20 +479,37 @@ impl Proxy {
                 extras.cors = Some((cors.clone(), origin.clone()));
             }
         }
-        let mut passed = crate::policy::authenticate(
-            &route.policies,
+        let policies = &route.policies;
+        let checks_credentials =
+            policies.api_keys.is_some() || policies.basic.is_some() || policies.jwt.is_some();
+        let span_start = (extras.obs.recording && checks_credentials).then(SystemTime::now);
+        let passed = crate::policy::authenticate(
+            policies,
             &parts.headers,
             query,
             &host,
             &self.basic_cache,
             &self.jwks,
         )
-        .await?;
+        .await;
+        if let Some(start) = span_start {
+            let error = passed.as_ref().err().map(ToString::to_string);
+            extras.obs.child_span(
+                "authenticate",
+                SpanKind::Internal,
+                start,
+                None,
+                Vec::new(),
+                error,
+            );
+        }
+        let mut passed = passed?;
         let authorized_headers = match &route.policies.external {
             None => Vec::new(),
             Some(ext) => {
                 let uri = original.as_ref().map_or("/", PathAndQuery::as_str);
-                crate::policy::external(
+                let start = extras.obs.recording.then(SystemTime::now);
+                let answer = crate::policy::external(
                     ext,
                     &self.auth_client,
                     &parts.method,
@@ -461,7 +517,19 @@ impl Proxy {
                     &host,
                     uri,
                 )
-                .await?
+                .await;
+                if let Some(start) = start {
+                    let error = answer.as_ref().err().map(ToString::to_string);
+                    extras.obs.child_span(
+                        "external authorization",
+                        SpanKind::Internal,
+                        start,
+                        None,
+                        Vec::new(),
+                        error,
+                    );
+                }
+                answer?
             }
         };
 
@@ -472,6 +540,9 @@ impl Proxy {
         } else {
             client_ip.to_string()
         };
+        let span_start =
+            (extras.obs.recording && !route.rate_limits.is_empty()).then(SystemTime::now);
+        let mut limited = None;
         for limit in &route.rate_limits {
             let claim_key: String;
             let key: &[u8] = match &limit.key {
@@ -507,8 +578,30 @@ impl Proxy {
             }
             if !decision.allowed {
                 tracing::debug!(limit = %limit.id, client = %client_ip, "rate limited");
-                return Err(ProxyError::RateLimited);
+                limited = Some(limit.id.clone());
+                break;
             }
+        }
+        if let Some(start) = span_start {
+            let attributes = vec![
+                (
+                    "gatehouse.rate_limits",
+                    (route.rate_limits.len() as i64).into(),
+                ),
+                ("gatehouse.rate_limited", limited.is_some().into()),
+            ];
+            let error = limited.as_ref().map(|id| format!("rejected by {id}"));
+            extras.obs.child_span(
+                "rate limit",
+                SpanKind::Internal,
+                start,
+                None,
+                attributes,
+                error,
+            );
+        }
+        if limited.is_some() {
+            return Err(ProxyError::RateLimited);
         }
 
         // Phase 4: answer.
@@ -715,6 +808,13 @@ impl Proxy {
         if let Some((GrpcKind::Web | GrpcKind::WebText, suffix)) = grpc {
             grpc::web_request_headers(&mut parts.headers, suffix);
         }
+        // The upstream continues the trace under the gateway's span (each
+        // attempt's own span, when spans are recorded).
+        let trace = extras.obs.trace;
+        let recording = extras.obs.recording;
+        parts
+            .headers
+            .insert(TRACEPARENT.clone(), trace.traceparent(&trace.span_id));
         let path_and_query = match (upstream_path, &path) {
             // Unchanged: reuse the request's own bytes.
             (None, Cow::Borrowed(_)) => original.unwrap_or_else(|| PathAndQuery::from_static("/")),
@@ -817,6 +917,8 @@ impl Proxy {
         }
         let method = head.method.clone();
         let mut head = head;
+        let metrics = &self.telemetry.metrics;
+        let obs = &mut extras.obs;
         let attempts = async {
             let mut body = Some(first_body);
             let mut avoid = None;
@@ -841,11 +943,17 @@ impl Proxy {
                 };
                 let started = Instant::now();
                 let last = retry_policy.is_none_or(|r| attempt >= u32::from(r.attempts));
-                let request = if last {
+                let mut request = if last {
                     head.take_request(attempt_body)
                 } else {
                     head.request(attempt_body)
                 };
+                let span = recording.then(|| (telemetry::trace::new_span_id(), SystemTime::now()));
+                if let Some((id, _)) = &span {
+                    request
+                        .headers_mut()
+                        .insert(TRACEPARENT.clone(), trace.traceparent(id));
+                }
                 let transport = Transport::of(cluster);
                 let sent =
                     self.upstreams
@@ -867,9 +975,49 @@ impl Proxy {
                     retryable
                         && self.may_retry(retry_policy, &route_state, attempt, replay.is_some())
                 };
+                let took = started.elapsed();
+                if let Some((id, start)) = span {
+                    let mut attributes = vec![
+                        ("server.address", endpoint.addr.ip().to_string().into()),
+                        ("server.port", i64::from(endpoint.addr.port()).into()),
+                        ("gatehouse.backend", cluster.name.to_string().into()),
+                    ];
+                    if attempt > 0 {
+                        attributes.push(("http.request.resend_count", i64::from(attempt).into()));
+                    }
+                    let error = match &result {
+                        Ok(Ok(r)) => {
+                            attributes.push((
+                                "http.response.status_code",
+                                i64::from(r.status().as_u16()).into(),
+                            ));
+                            (r.status().as_u16() >= 500)
+                                .then(|| format!("upstream answered {}", r.status()))
+                        }
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(()) => Some("attempt timed out".to_owned()),
+                    };
+                    obs.child_span(
+                        "upstream attempt",
+                        SpanKind::Client,
+                        start,
+                        Some(id),
+                        attributes,
+                        error,
+                    );
+                }
+                if let Some(m) = &state.metrics {
+                    match &result {
+                        Ok(Ok(_)) => m.duration.observe(took),
+                        Ok(Err(UpstreamError::Connect(_))) => {
+                            m.connect_errors.inc();
+                        }
+                        _ => {}
+                    }
+                }
                 let failure = match result {
                     Ok(Ok(response)) => {
-                        endpoint.observe_latency(started.elapsed());
+                        endpoint.observe_latency(took);
                         let gateway_error = matches!(response.status().as_u16(), 502..=504);
                         state.record(
                             &endpoint,
@@ -887,6 +1035,7 @@ impl Proxy {
                                 response,
                                 endpoint,
                                 in_flight,
+                                took,
                             });
                         }
                         ProxyError::Upstream(
@@ -921,6 +1070,7 @@ impl Proxy {
                     }
                 };
                 attempt += 1;
+                route_state.metrics.retry(metrics);
                 avoid = Some(endpoint.addr);
                 if let Some(r) = retry_policy {
                     tokio::time::sleep(retry::backoff(r, attempt)).await;
@@ -940,7 +1090,9 @@ impl Proxy {
             response,
             endpoint,
             in_flight,
+            took,
         } = answer;
+        extras.obs.upstream = Some((endpoint.addr, took));
         let (mut resp_parts, resp_body) = response.into_parts();
         strip_hop_by_hop(&mut resp_parts.headers);
         if let Some(m) = &filters.response_headers {
@@ -1288,7 +1440,7 @@ fn is_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
 /// against `Content-Length` first, so an honest client is refused before
 /// sending).
 async fn read_limited(
-    body: Incoming,
+    body: ClientBody,
     headers: &HeaderMap,
     limit: usize,
     too_large: ProxyError,

@@ -18,9 +18,9 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use telemetry::Counter;
 
 use snapshot::{RateLimit, RateLimitScope};
 
@@ -42,11 +42,22 @@ pub(crate) struct Decision {
 #[derive(Debug, Default)]
 pub struct RateLimitCounters {
     /// Requests rejected with 429.
-    pub rejected: AtomicU64,
+    pub rejected: Counter,
     /// Global checks that failed (Redis unreachable, slow or erroring).
-    pub redis_failures: AtomicU64,
+    pub redis_failures: Counter,
     /// Of those, requests let through by `failureMode: Open`.
-    pub failed_open: AtomicU64,
+    pub failed_open: Counter,
+}
+
+impl RateLimitCounters {
+    /// The counters registered in `metrics`.
+    pub fn registered(metrics: &telemetry::Metrics) -> Self {
+        Self {
+            rejected: metrics.ratelimit_rejected.clone(),
+            redis_failures: metrics.ratelimit_redis_failures.clone(),
+            failed_open: metrics.ratelimit_failed_open.clone(),
+        }
+    }
 }
 
 /// One GCRA step. Times in nanoseconds on any monotonic clock.
@@ -250,10 +261,10 @@ impl RateLimiter {
                 match self.check_global(limit, key, interval, tolerance).await {
                     Ok(d) => d,
                     Err(e) => {
-                        self.counters.redis_failures.fetch_add(1, Ordering::Relaxed);
+                        self.counters.redis_failures.inc();
                         tracing::warn!(limit = %limit.id, error = %e, fail_open = limit.fail_open, "global rate limit could not be checked");
                         if limit.fail_open {
-                            self.counters.failed_open.fetch_add(1, Ordering::Relaxed);
+                            self.counters.failed_open.inc();
                             return Ok(Decision {
                                 allowed: true,
                                 remaining: u64::from(limit.burst),
@@ -267,7 +278,7 @@ impl RateLimiter {
             }
         };
         if !decision.allowed {
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            self.counters.rejected.inc();
         }
         Ok(decision)
     }

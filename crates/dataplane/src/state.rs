@@ -1,11 +1,12 @@
 //! The live configuration and the run-time state that sits beside it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use snapshot::Snapshot;
+use telemetry::{RouteMetrics, Telemetry};
 
 use crate::lb::ClusterState;
 use crate::retry::RetryBudget;
@@ -26,9 +27,20 @@ pub(crate) struct Active {
 }
 
 /// Run-time state of one route, kept across swaps by route id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RouteState {
     pub(crate) budget: RetryBudget,
+    /// Metric handles labelled with the route's identity.
+    pub(crate) metrics: RouteMetrics,
+}
+
+impl RouteState {
+    fn new(route: &snapshot::Route) -> Self {
+        Self {
+            budget: RetryBudget::default(),
+            metrics: RouteMetrics::new(&route.id, &route.origin.namespace),
+        }
+    }
 }
 
 /// The data plane's view of the configuration: one atomic value, swapped
@@ -44,8 +56,10 @@ pub struct Gateway {
     /// The default certificate and TLS session state, once HTTPS is
     /// enabled.
     tls: OnceLock<Shared>,
-    /// Rate-limit counters of the proxy, for `/metrics`.
-    rate_limits: arc_swap::ArcSwapOption<crate::ratelimit::RateLimitCounters>,
+    /// Metrics, access log and tracer.
+    telemetry: Arc<Telemetry>,
+    /// End of validity of the default certificate, for its expiry metric.
+    default_not_after: AtomicI64,
     /// The proxy's response cache, for purges and metrics.
     cache: arc_swap::ArcSwapOption<crate::cache::ResponseCache>,
 }
@@ -57,8 +71,14 @@ impl Default for Gateway {
 }
 
 impl Gateway {
-    /// A gateway serving nothing (every request gets 404) and not ready.
+    /// A gateway serving nothing (every request gets 404) and not ready,
+    /// with metrics but no access log or trace export.
     pub fn new() -> Self {
+        Self::with_telemetry(Arc::new(Telemetry::quiet()))
+    }
+
+    /// As [`Gateway::new`], reporting through `telemetry`.
+    pub fn with_telemetry(telemetry: Arc<Telemetry>) -> Self {
         Self {
             active: ArcSwap::from_pointee(Active {
                 snapshot: Arc::new(Snapshot::empty()),
@@ -72,13 +92,15 @@ impl Gateway {
             generation: AtomicU64::new(0),
             upstreams: OnceLock::new(),
             tls: OnceLock::new(),
-            rate_limits: arc_swap::ArcSwapOption::empty(),
+            telemetry,
+            default_not_after: AtomicI64::new(0),
             cache: arc_swap::ArcSwapOption::empty(),
         }
     }
 
-    pub(crate) fn set_rate_limit_counters(&self, c: Arc<crate::ratelimit::RateLimitCounters>) {
-        self.rate_limits.store(Some(c));
+    /// Metrics, access log and tracer.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     pub(crate) fn set_cache(&self, c: Arc<crate::cache::ResponseCache>) {
@@ -90,11 +112,6 @@ impl Gateway {
         self.cache.load_full()
     }
 
-    /// Rate-limit counters, once a proxy serves this gateway.
-    pub fn rate_limit_counters(&self) -> Option<Arc<crate::ratelimit::RateLimitCounters>> {
-        self.rate_limits.load_full()
-    }
-
     /// Enables HTTPS with `chain_pem`/`key_pem` as the certificate for
     /// hosts without one of their own (and clients that send no SNI).
     /// Call before the first publish; later calls are ignored.
@@ -104,6 +121,10 @@ impl Gateway {
         key_pem: &[u8],
     ) -> Result<(), tls::CertError> {
         let cert = tls::certified_key(chain_pem, key_pem)?;
+        if let Ok(info) = tls::cert_info(chain_pem) {
+            self.default_not_after
+                .store(info.not_after, Ordering::Relaxed);
+        }
         let _ = self.tls.set(Shared::new(Arc::new(cert)));
         Ok(())
     }
@@ -139,7 +160,10 @@ impl Gateway {
             let state = match old {
                 Some(s) if s.matches(c) && unchanged_health => Arc::clone(s),
                 _ => {
-                    let state = Arc::new(ClusterState::new(c, old.map(|s| &***s)));
+                    let state = Arc::new(
+                        ClusterState::new(c, old.map(|s| &***s))
+                            .with_metrics(self.telemetry.metrics.backend(&c.name)),
+                    );
                     if let (Some(policy), Some(upstreams)) = (&c.health_check, self.upstreams.get())
                         && tokio::runtime::Handle::try_current().is_ok()
                     {
@@ -168,7 +192,7 @@ impl Gateway {
             .map(|r| {
                 old_routes
                     .get(&*r.id)
-                    .map_or_else(|| Arc::new(RouteState::default()), |s| Arc::clone(s))
+                    .map_or_else(|| Arc::new(RouteState::new(r)), |s| Arc::clone(s))
             })
             .collect();
         let tls = self.tls.get().map(|shared| {
@@ -179,6 +203,7 @@ impl Gateway {
             TlsState::build(shared, &snapshot, old)
         });
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.report(&snapshot, generation);
         self.active.store(Arc::new(Active {
             snapshot,
             clusters,
@@ -187,6 +212,33 @@ impl Gateway {
             tls,
         }));
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// Sets the gauges that describe the configuration being published.
+    fn report(&self, snapshot: &Snapshot, generation: u64) {
+        let m = &self.telemetry.metrics;
+        m.snapshot_publishes.inc();
+        m.snapshot_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        m.snapshot_routes
+            .set(i64::try_from(snapshot.routes.len()).unwrap_or(i64::MAX));
+        // Series of certificates no longer served go away.
+        m.certificate_expiry.clear();
+        let set = |source: &str, not_after: i64| {
+            m.certificate_expiry
+                .get_or_create(&telemetry::metrics::CertificateLabels {
+                    certificate: source.to_owned(),
+                })
+                .set(not_after);
+        };
+        if self.tls.get().is_some() {
+            set("default", self.default_not_after.load(Ordering::Relaxed));
+        }
+        for host in &snapshot.tls.hosts {
+            if let Some(cert) = &host.certificate {
+                set(&cert.source, cert.not_after);
+            }
+        }
     }
 
     /// Whether the gateway should receive traffic: a configuration has

@@ -52,6 +52,61 @@ pub(crate) enum Command {
     Validate(ValidateArgs),
     /// Write the CustomResourceDefinitions. Without --out-dir, print them.
     Crdgen(CrdgenArgs),
+    /// List the routes a running gateway serves (from its admin endpoint).
+    Routes(RoutesArgs),
+    /// Ask a running gateway where a request would go, and why.
+    Explain(ExplainArgs),
+}
+
+/// How inspection commands print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// A table or text for people.
+    Text,
+    /// The admin endpoint's JSON, unchanged.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RoutesArgs {
+    /// The gateway's admin address.
+    #[arg(long, default_value = "127.0.0.1:9901", env = "GATEHOUSE_ADMIN_ADDR")]
+    pub(crate) admin_addr: SocketAddr,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    /// The gateway's admin address.
+    #[arg(long, default_value = "127.0.0.1:9901", env = "GATEHOUSE_ADMIN_ADDR")]
+    pub(crate) admin_addr: SocketAddr,
+
+    /// Host of the request (a port is ignored).
+    #[arg(long)]
+    pub(crate) host: String,
+
+    /// Path of the request.
+    #[arg(long, default_value = "/")]
+    pub(crate) path: String,
+
+    /// Method of the request.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub(crate) method: String,
+
+    /// A request header, `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H')]
+    pub(crate) headers: Vec<String>,
+
+    /// The request's query string, without `?`.
+    #[arg(long)]
+    pub(crate) query: Option<String>,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +317,38 @@ pub(crate) struct ServeArgs {
     /// Worker threads of the data plane (default: one per CPU core).
     #[arg(long, env = "GATEHOUSE_WORKER_THREADS")]
     pub(crate) worker_threads: Option<usize>,
+
+    /// Access log on stdout: `json` (one object per line), `common` (the
+    /// Common Log Format) or `off`.
+    #[arg(long, default_value = "json", env = "GATEHOUSE_ACCESS_LOG")]
+    pub(crate) access_log: telemetry::AccessLogFormat,
+
+    /// Share of requests below status 400 that are logged (0.0–1.0);
+    /// responses of 400 and above are always logged.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_ratio, env = "GATEHOUSE_ACCESS_LOG_SAMPLE")]
+    pub(crate) access_log_sample: f64,
+
+    /// OpenTelemetry collector (OTLP over HTTP, `http://host:4318`) that
+    /// receives spans. Without it, trace context is still propagated to
+    /// upstreams but no spans are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub(crate) otlp_endpoint: Option<http::Uri>,
+
+    /// Share of new traces sampled (0.0–1.0). Requests that arrive with a
+    /// `traceparent` follow the caller's sampling decision.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_ratio, env = "GATEHOUSE_TRACE_SAMPLE_RATIO")]
+    pub(crate) trace_sample_ratio: f64,
+
+    /// The `service.name` of exported spans.
+    #[arg(long, default_value = "gatehouse", env = "OTEL_SERVICE_NAME")]
+    pub(crate) service_name: String,
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a ratio between 0.0 and 1.0")),
+    }
 }
 
 /// Settings that change how objects are translated.

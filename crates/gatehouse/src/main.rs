@@ -28,6 +28,8 @@ fn main() -> ExitCode {
         cli::Command::Standalone(args) => commands::standalone::run(&args),
         cli::Command::Validate(args) => commands::validate::run(&args),
         cli::Command::Crdgen(args) => commands::crdgen::run(&args),
+        cli::Command::Routes(args) => commands::inspect::routes(&args),
+        cli::Command::Explain(args) => commands::inspect::explain(&args),
     };
     match result {
         Ok(code) => code,

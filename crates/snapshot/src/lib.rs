@@ -12,6 +12,7 @@
 
 mod cluster;
 mod duration;
+mod explain;
 mod filters;
 mod host;
 mod index;
@@ -28,6 +29,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use cluster::{Cluster, ClusterIndex, Endpoint, UpstreamTls};
+pub use explain::{
+    BackendSummary, ChosenHost, ConsideredEntry, ExplainedRequest, Explanation, RouteRow,
+    RouteSummary,
+};
 pub use filters::{
     Filters, HeaderModifier, Mirror, PathRewrite, Redirect, RedirectFrom, Rewrite, Scheme,
 };

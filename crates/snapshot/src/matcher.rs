@@ -294,7 +294,8 @@ fn ser_header_name<S: Serializer>(n: &HeaderName, s: S) -> Result<S::Ok, S::Erro
 }
 
 impl HeaderMatcher {
-    fn matches(&self, req: &RequestInfo<'_>) -> bool {
+    /// Whether the request's header holds.
+    pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
         let Some(value) = req.headers.get(&self.name) else {
             return false;
         };
@@ -318,7 +319,8 @@ pub struct QueryMatcher {
 }
 
 impl QueryMatcher {
-    fn matches(&self, req: &RequestInfo<'_>) -> bool {
+    /// Whether the request's query parameter holds.
+    pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
         let Some(query) = req.query else {
             return false;
         };

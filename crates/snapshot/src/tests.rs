@@ -198,3 +198,77 @@ fn weighted_pick_covers_each_share() {
     assert_eq!(names, ["a", "a", "a", "b"]);
     assert!(Forward::new(vec![b(0, "z")]).pick(0).is_none());
 }
+
+#[test]
+fn explain_agrees_with_the_matcher_and_says_why() {
+    let mut post_only = entry(PathMatch::prefix("/api"), 1);
+    post_only.method = Some(Method::POST);
+    let mut versioned = entry(PathMatch::prefix("/api"), 2);
+    versioned.headers.push(HeaderMatcher {
+        name: http::HeaderName::from_static("x-version"),
+        value: ValueMatch::Exact("2".into()),
+    });
+    let s = Snapshot::new(
+        vec![VirtualHost::new(
+            HostPattern::parse("*.example.com"),
+            vec![
+                entry(PathMatch::Exact("/health".into()), 0),
+                post_only,
+                versioned,
+                entry(PathMatch::prefix("/api"), 3),
+            ],
+        )],
+        vec![
+            route("health"),
+            route("writes"),
+            route("v2"),
+            route("reads"),
+        ],
+        Vec::new(),
+    );
+    let h = HeaderMap::new();
+    let e = s.explain(&req("a.example.com", "/api/x", &h));
+    let vh = e.virtual_host.as_ref().unwrap();
+    assert_eq!(
+        (vh.pattern.as_str(), vh.matched_by, vh.entries),
+        ("*.example.com", "wildcard", 4)
+    );
+    let results: Vec<_> = e
+        .entries
+        .iter()
+        .map(|c| {
+            (
+                c.route.as_str(),
+                c.result,
+                c.reason.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("health", "skipped", "path /api/x does not match"),
+            ("writes", "skipped", "method is GET, the entry wants POST"),
+            ("v2", "skipped", "header x-version is missing"),
+            ("reads", "matched", ""),
+        ]
+    );
+    assert_eq!(e.route.as_ref().unwrap().id, "reads");
+    assert_eq!(e.route.as_ref().unwrap().action, "respond");
+    assert_eq!(
+        routed(&s, "a.example.com", "/api/x").as_deref(),
+        Some("reads")
+    );
+
+    // No entry takes it: the host is named and the answer is 404.
+    let e = s.explain(&req("a.example.com", "/other", &h));
+    assert!(e.route.is_none());
+    assert_eq!(e.entries.len(), 4);
+    assert!(e.summary.contains("none takes GET /other"), "{}", e.summary);
+    assert_eq!(routed(&s, "a.example.com", "/other"), None);
+
+    // No host: nothing considered.
+    let e = s.explain(&req("example.org", "/api", &h));
+    assert!(e.virtual_host.is_none() && e.entries.is_empty() && e.route.is_none());
+    assert!(e.summary.contains("no virtual host"), "{}", e.summary);
+}

@@ -10,6 +10,7 @@ pub mod echo;
 pub mod grpc;
 pub mod kubesim;
 pub mod manifests;
+pub mod otlp;
 pub mod pebble;
 pub mod pki;
 pub mod process;
@@ -18,5 +19,6 @@ pub mod tlsclient;
 
 pub use client::{HttpClient, Reply, raw_request, serve_fn};
 pub use echo::{Echo, EchoServer};
+pub use otlp::{OtlpCollector, ReceivedSpan};
 pub use process::{GatewayProcess, eventually, free_addr, run_gatehouse};
 pub use tlsclient::{TlsClient, TlsConn};

@@ -87,6 +87,7 @@ pub struct GatewayProcess {
     /// The HTTPS listener.
     pub https: SocketAddr,
     log: PathBuf,
+    out: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -144,8 +145,9 @@ impl GatewayProcess {
         let https = free_addr();
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("gatehouse.log");
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file handle");
+        let out_path = dir.path().join("stdout.log");
+        let err = std::fs::File::create(&log).expect("log file");
+        let out = std::fs::File::create(&out_path).expect("stdout file");
         let child = Command::new(binary("gatehouse"))
             .args(args)
             .arg("--http-addr")
@@ -169,6 +171,7 @@ impl GatewayProcess {
             admin,
             https,
             log,
+            out: out_path,
             _dir: dir,
         }
     }
@@ -217,9 +220,17 @@ impl GatewayProcess {
         }
     }
 
-    /// Everything the process wrote to stdout and stderr so far.
+    /// Everything the process wrote to stderr (its own log) and stdout
+    /// (the access log) so far.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let mut text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.push_str(&self.stdout());
+        text
+    }
+
+    /// Everything the process wrote to stdout so far: the access log.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     /// The process id.

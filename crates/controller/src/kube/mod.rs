@@ -117,7 +117,14 @@ impl<K: kube::Resource<DynamicType = ()> + Clone + 'static> Stores<K> {
     }
 }
 
-fn reflect<K>(api: Api<K>, config: watcher::Config, changes: mpsc::UnboundedSender<()>) -> Store<K>
+/// Where reflectors report: the change signal, and the watch metrics.
+#[derive(Clone)]
+struct Changes {
+    tx: mpsc::UnboundedSender<()>,
+    telemetry: Arc<telemetry::Telemetry>,
+}
+
+fn reflect<K>(api: Api<K>, config: watcher::Config, changes: Changes) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -132,16 +139,34 @@ where
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut failing = false;
+        let labels = telemetry::metrics::ResourceLabels {
+            resource: kind.clone(),
+        };
+        let metrics = &changes.telemetry.metrics;
+        let events = metrics.watch_events.get_or_create_owned(&labels);
+        let errors = metrics.watch_errors.get_or_create_owned(&labels);
+        let restarts = metrics.watch_restarts.get_or_create_owned(&labels);
+        let mut listed = false;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => {
+                Ok(event) => {
+                    events.inc();
+                    // A list after the first one is a restarted watch
+                    // (expired resource version, lost connection).
+                    if matches!(event, watcher::Event::Init) {
+                        if listed {
+                            restarts.inc();
+                        }
+                        listed = true;
+                    }
                     if failing {
                         tracing::info!(kind, "watch recovered");
                         failing = false;
                     }
-                    let _ = changes.send(());
+                    let _ = changes.tx.send(());
                 }
                 Err(e) => {
+                    errors.inc();
                     // The watcher backs off and retries; say so once per
                     // outage, not once per attempt.
                     if !failing {
@@ -172,7 +197,7 @@ fn namespaced<K>(
     client: &Client,
     namespaces: &[String],
     config: &watcher::Config,
-    changes: &mpsc::UnboundedSender<()>,
+    changes: &Changes,
 ) -> Stores<K>
 where
     K: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -218,7 +243,7 @@ struct Sources {
 }
 
 impl Sources {
-    fn start(client: &Client, options: &KubeOptions, changes: &mpsc::UnboundedSender<()>) -> Self {
+    fn start(client: &Client, options: &KubeOptions, changes: &Changes) -> Self {
         let all = watcher::Config::default();
         let ns = &options.namespaces;
         let publish_service = match &options.publish {
@@ -369,6 +394,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let (changes, mut changed) = mpsc::unbounded_channel();
+    let changes = Changes {
+        tx: changes,
+        telemetry: pipeline.telemetry().clone(),
+    };
     let sources = Sources::start(&client, &options, &changes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (leading_tx, leading_rx) = watch::channel(false);

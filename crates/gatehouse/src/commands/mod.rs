@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod crdgen;
+pub(crate) mod inspect;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod standalone;

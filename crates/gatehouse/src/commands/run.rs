@@ -62,10 +62,10 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let kubeconfig = args.kubeconfig.clone();
     runtime.block_on(super::serve::serve(
         &args.serve,
-        move |publish, shutdown, current| async move {
+        move |publish, shutdown, current, telemetry| async move {
             options.acme = acme.map(|config| (config, current));
             let client = client(kubeconfig.as_deref(), &identity).await?;
-            let pipeline = Pipeline::new(translate_options, publish);
+            let pipeline = Pipeline::new(translate_options, publish).with_telemetry(telemetry);
             controller::kube::run(client, options, pipeline, shutdown.wait()).await;
             Ok(())
         },

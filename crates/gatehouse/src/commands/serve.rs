@@ -9,6 +9,7 @@ use anyhow::Context;
 use controller::Publish;
 use controller::acme::{AcmeConfig, CurrentSnapshot};
 use dataplane::{Gateway, ListenerConfig, Proxy, ProxyConfig};
+use telemetry::Telemetry;
 
 use crate::cli::ServeArgs;
 use crate::shutdown::{self, Shutdown};
@@ -34,12 +35,46 @@ pub(crate) fn runtime(args: &ServeArgs) -> anyhow::Result<tokio::runtime::Runtim
         .context("starting the async runtime")
 }
 
+/// Metrics, access log and tracer, as the flags say. Inside the runtime:
+/// the span exporter is a task.
+fn telemetry(args: &ServeArgs) -> Telemetry {
+    let metrics = telemetry::Metrics::new();
+    let access_log = telemetry::AccessLog::stdout(
+        telemetry::access_log::Config {
+            format: args.access_log,
+            sample: args.access_log_sample,
+        },
+        metrics.access_log_dropped.clone(),
+    );
+    let tracer = match &args.otlp_endpoint {
+        None => telemetry::Tracer::propagate_only(),
+        Some(endpoint) => {
+            tracing::info!(%endpoint, ratio = args.trace_sample_ratio, "exporting traces");
+            telemetry::Tracer::exporting(
+                args.trace_sample_ratio,
+                telemetry::trace::ExportConfig {
+                    endpoint: endpoint.clone(),
+                    service_name: args.service_name.clone(),
+                    flush_interval: Duration::from_millis(500),
+                },
+                metrics.spans_exported.clone(),
+                metrics.spans_dropped.clone(),
+            )
+        }
+    };
+    Telemetry {
+        metrics,
+        access_log,
+        tracer,
+    }
+}
+
 /// Binds the listeners, starts `source` (which publishes snapshots through
 /// the function it is given), serves until SIGTERM or SIGINT, drains, and
 /// returns. An error from `source` stops the process with that error.
 pub(crate) async fn serve<S, F>(args: &ServeArgs, source: S) -> anyhow::Result<()>
 where
-    S: FnOnce(Publish, Shutdown, CurrentSnapshot) -> F,
+    S: FnOnce(Publish, Shutdown, CurrentSnapshot, Arc<Telemetry>) -> F,
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let http = dataplane::bind(args.http_addr).await?;
@@ -52,7 +87,8 @@ where
     tracing::info!(http = %args.http_addr, https = ?https.as_ref().map(|_| args.https_addr), admin = %args.admin_addr, "listening");
 
     let (shutdown, trigger) = shutdown::on_signals()?;
-    let gateway = Arc::new(Gateway::new());
+    let telemetry = Arc::new(telemetry(args));
+    let gateway = Arc::new(Gateway::with_telemetry(telemetry.clone()));
     if https.is_some() {
         let (chain, key) = default_certificate(args)?;
         gateway
@@ -80,9 +116,7 @@ where
             },
         )
         .with_rate_limiter(limiter)
-        .with_cache(Arc::new(dataplane::ResponseCache::new(
-            args.cache_max_bytes,
-        ))),
+        .with_cache(dataplane::ResponseCache::new(args.cache_max_bytes)),
     );
 
     // The admin listener outlives the data listener's drain, so probes
@@ -101,7 +135,7 @@ where
     let publish: Publish = Arc::new(move |snapshot| publisher.publish(snapshot));
     let reader = gateway.clone();
     let current = CurrentSnapshot(Arc::new(move || reader.snapshot()));
-    let source_future = source(publish, shutdown.clone(), current);
+    let source_future = source(publish, shutdown.clone(), current, telemetry.clone());
     let source_trigger = trigger.clone();
     let source_task = tokio::spawn(async move {
         let result = source_future.await;
@@ -137,6 +171,11 @@ where
     if let Some(task) = https_task {
         let _ = task.await;
     }
+
+    // What the last requests left behind goes out before the process
+    // does.
+    telemetry.access_log.flush(Duration::from_secs(2)).await;
+    telemetry.tracer.flush(Duration::from_secs(3)).await;
 
     let _ = admin_stop.send(true);
     let _ = admin_task.await;

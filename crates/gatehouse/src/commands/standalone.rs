@@ -39,7 +39,7 @@ pub(crate) fn run(args: &StandaloneArgs) -> anyhow::Result<ExitCode> {
     };
     runtime.block_on(super::serve::serve(
         &args.serve,
-        move |publish, shutdown, current| async move {
+        move |publish, shutdown, current, telemetry| async move {
             if let (Some(config), Some(dir)) = (acme, acme_storage) {
                 let (_always, leading) = tokio::sync::watch::channel(true);
                 let stop = shutdown.clone();
@@ -55,7 +55,7 @@ pub(crate) fn run(args: &StandaloneArgs) -> anyhow::Result<ExitCode> {
                     .await;
                 });
             }
-            let pipeline = Pipeline::new(options, publish);
+            let pipeline = Pipeline::new(options, publish).with_telemetry(telemetry);
             standalone::run(config, pipeline, shutdown.wait())
                 .await
                 .context("watching the manifests")
