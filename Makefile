@@ -75,6 +75,7 @@ bench:
 	bench/tls.sh
 	$(CARGO) bench -p gatehouse-dataplane --bench policy
 	bench/policies.sh
+	bench/observability.sh
 
 ## fuzz: run each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz
 FUZZ_SECONDS ?= 60

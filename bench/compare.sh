@@ -50,7 +50,7 @@ wait_port 18980
 
 taskset -c "$PROXY_CPU" "$bin/gatehouse" standalone --manifests bench/gatehouse \
   --http-addr 127.0.0.1:18981 --admin-addr 127.0.0.1:18990 --worker-threads "$THREADS" \
-  --log-level warn &
+  --log-level warn --access-log off &
 gatehouse_pid=$!
 pids+=($gatehouse_pid)
 wait_port 18981

@@ -61,7 +61,7 @@ YAML
 sed -i 's/\\n/\n/g' "$work/config.yaml"
 
 taskset -c 0 "$bin/gatehouse" standalone --manifests "$work" --http-addr 127.0.0.1:18981 \
-  --admin-addr 127.0.0.1:18990 --no-https --worker-threads 1 --log-level warn \
+  --admin-addr 127.0.0.1:18990 --no-https --worker-threads 1 --log-level warn --access-log off \
   --redis-url redis://127.0.0.1:18979/ & pids+=($!)
 until curl -sf http://127.0.0.1:18990/readyz >/dev/null; do sleep 0.05; done
 

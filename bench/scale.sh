@@ -31,7 +31,7 @@ for n in "${sizes[@]}"; do
   log="$work/$n.log"
   start=$(now_ms)
   "$bin/gatehouse" standalone --manifests "$dir" --http-addr 127.0.0.1:18972 \
-    --admin-addr 127.0.0.1:18971 --log-format json 2> "$log" &
+    --admin-addr 127.0.0.1:18971 --log-format json --access-log off 2> "$log" &
   gw_pid=$!
   until curl -sf http://127.0.0.1:18971/readyz >/dev/null; do sleep 0.005; done
   ready=$(( $(now_ms) - start ))

@@ -52,7 +52,7 @@ wait_port http://127.0.0.1:18980/
 taskset -c "$PROXY_CPU" "$bin/gatehouse" standalone --manifests bench/gatehouse \
   --http-addr 127.0.0.1:18981 --https-addr 127.0.0.1:18987 --admin-addr 127.0.0.1:18990 \
   --default-certificate "$certs/cert.pem" --default-key "$certs/key.pem" \
-  --worker-threads 1 --log-level warn &
+  --worker-threads 1 --log-level warn --access-log off &
 pids+=($!)
 wait_port https://127.0.0.1:18987/
 

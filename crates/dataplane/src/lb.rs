@@ -327,7 +327,7 @@ impl ClusterState {
                 }
                 let times = endpoint.ejections.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Some(m) = &self.metrics {
-                    m.ejections.inc();
+                    m.ejection();
                 }
                 let duration = self.outlier.base_ejection.saturating_mul(times.min(10));
                 endpoint.ejected_until.store(

@@ -174,12 +174,8 @@ impl Observation {
                 upstream: self.upstream.map(|(a, _)| a),
                 upstream_duration: self.upstream.map(|(_, d)| d),
                 route: self.route.map(|(id, _)| id),
-                request_id: self
-                    .request_id
-                    .as_ref()
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                    .unwrap_or_default(),
-                trace_id: Some(self.trace.trace_id_hex()),
+                request_id: self.request_id,
+                trace_id: Some(self.trace.trace_id),
             });
         }
     }

@@ -1008,9 +1008,9 @@ impl Proxy {
                 }
                 if let Some(m) = &state.metrics {
                     match &result {
-                        Ok(Ok(_)) => m.duration.observe(took),
+                        Ok(Ok(_)) => m.observe(took),
                         Ok(Err(UpstreamError::Connect(_))) => {
-                            m.connect_errors.inc();
+                            m.connect_error();
                         }
                         _ => {}
                     }

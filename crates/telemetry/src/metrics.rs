@@ -484,15 +484,20 @@ impl Metrics {
         &self.unmatched
     }
 
-    /// Handles of one backend.
+    /// Handles of one backend; its series appear with their first event.
     pub fn backend(&self, name: &str) -> BackendMetrics {
-        let labels = BackendLabels {
-            backend: name.to_owned(),
-        };
         BackendMetrics {
-            duration: self.upstream_duration.get_or_create_owned(&labels),
-            connect_errors: self.upstream_connect_errors.get_or_create_owned(&labels),
-            ejections: self.upstream_ejections.get_or_create_owned(&labels),
+            labels: BackendLabels {
+                backend: name.to_owned(),
+            },
+            families: (
+                self.upstream_duration.clone(),
+                self.upstream_connect_errors.clone(),
+                self.upstream_ejections.clone(),
+            ),
+            duration: OnceLock::new(),
+            connect_errors: OnceLock::new(),
+            ejections: OnceLock::new(),
         }
     }
 
@@ -602,15 +607,43 @@ impl RouteMetrics {
     }
 }
 
-/// Metric handles of one backend.
-#[derive(Clone, Debug)]
+/// Metric handles of one backend, kept with the cluster's run-time state.
+/// Like [`RouteMetrics`], a series is created by its first event, so a
+/// large configuration with idle backends costs no series.
+#[derive(Debug)]
 pub struct BackendMetrics {
-    /// Upstream response-head latency.
-    pub duration: DurationHistogram,
-    /// Failed connection attempts.
-    pub connect_errors: Counter,
-    /// Passive-health ejections.
-    pub ejections: Counter,
+    labels: BackendLabels,
+    families: (
+        HistogramFamily<BackendLabels>,
+        Family<BackendLabels, Counter>,
+        Family<BackendLabels, Counter>,
+    ),
+    duration: OnceLock<DurationHistogram>,
+    connect_errors: OnceLock<Counter>,
+    ejections: OnceLock<Counter>,
+}
+
+impl BackendMetrics {
+    /// Records an upstream response-head latency.
+    pub fn observe(&self, took: Duration) {
+        self.duration
+            .get_or_init(|| self.families.0.get_or_create_owned(&self.labels))
+            .observe(took);
+    }
+
+    /// Counts a failed connection attempt.
+    pub fn connect_error(&self) {
+        self.connect_errors
+            .get_or_init(|| self.families.1.get_or_create_owned(&self.labels))
+            .inc();
+    }
+
+    /// Counts a passive-health ejection.
+    pub fn ejection(&self) {
+        self.ejections
+            .get_or_init(|| self.families.2.get_or_create_owned(&self.labels))
+            .inc();
+    }
 }
 
 /// Connection gauges of one listener.
@@ -738,7 +771,9 @@ mod dashboard {
         r.record(&m, &Method::GET, 200, Duration::ZERO);
         r.retry(&m);
         let b = m.backend("b");
-        b.connect_errors.inc();
+        b.connect_error();
+        b.ejection();
+        b.observe(Duration::ZERO);
         let _guard = m.listener("http").accept();
         m.tls_handshakes
             .get_or_create(&HandshakeLabels {

@@ -50,7 +50,7 @@ pub struct TraceContext {
     pub sampled: bool,
 }
 
-fn hex<const N: usize>(bytes: &[u8; N], out: &mut String) {
+pub(crate) fn hex<const N: usize>(bytes: &[u8; N], out: &mut String) {
     for b in bytes {
         let _ = write!(out, "{b:02x}");
     }
@@ -143,13 +143,20 @@ impl TraceContext {
 
     /// The `traceparent` to send upstream with `span_id` as the parent.
     pub fn traceparent(&self, span_id: &[u8; 8]) -> HeaderValue {
-        let mut s = String::with_capacity(55);
-        s.push_str("00-");
-        hex(&self.trace_id, &mut s);
-        s.push('-');
-        hex(span_id, &mut s);
-        s.push_str(if self.sampled { "-01" } else { "-00" });
-        HeaderValue::try_from(s).expect("hex digits and dashes are a valid header value")
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        for (i, b) in self.trace_id.iter().enumerate() {
+            out[3 + 2 * i] = DIGITS[usize::from(b >> 4)];
+            out[4 + 2 * i] = DIGITS[usize::from(b & 0xf)];
+        }
+        for (i, b) in span_id.iter().enumerate() {
+            out[36 + 2 * i] = DIGITS[usize::from(b >> 4)];
+            out[37 + 2 * i] = DIGITS[usize::from(b & 0xf)];
+        }
+        if self.sampled {
+            out[54] = b'1';
+        }
+        HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header value")
     }
 
     /// The trace id as 32 hex digits.
@@ -373,28 +380,34 @@ async fn export_loop(
     };
     let mut batch: Vec<SpanData> = Vec::with_capacity(BATCH);
     let mut last_error: Option<std::time::Instant> = None;
+    // The exporter wakes on its own schedule and drains the queue: it is
+    // never parked on the queue, so recording a span wakes nothing.
     loop {
-        let mut flushed = None;
-        let deadline = tokio::time::sleep(config.flush_interval);
-        tokio::pin!(deadline);
-        // Collect until the batch is full, the interval passes, or a flush
-        // is asked for.
+        tokio::time::sleep(config.flush_interval).await;
+        let mut flushed = Vec::new();
+        let mut closed = false;
         loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(Message::Span(s)) => {
-                        batch.push(s);
-                        if batch.len() >= BATCH { break; }
+            match rx.try_recv() {
+                Ok(Message::Span(s)) => {
+                    batch.push(s);
+                    if batch.len() >= BATCH {
+                        send(
+                            &url,
+                            &config,
+                            &mut batch,
+                            &exported,
+                            &dropped,
+                            &mut last_error,
+                        )
+                        .await;
                     }
-                    Some(Message::Flush(done)) => { flushed = Some(done); break; }
-                    None => {
-                        if !batch.is_empty() {
-                            send(&url, &config, &mut batch, &exported, &dropped, &mut last_error).await;
-                        }
-                        return;
-                    }
-                },
-                () = &mut deadline => break,
+                }
+                Ok(Message::Flush(done)) => flushed.push(done),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
             }
         }
         if !batch.is_empty() {
@@ -408,8 +421,11 @@ async fn export_loop(
             )
             .await;
         }
-        if let Some(done) = flushed {
+        for done in flushed {
             let _ = done.send(());
+        }
+        if closed {
+            return;
         }
     }
 }
