@@ -124,7 +124,7 @@ for r in json.load(sys.stdin):
     path = r["path"].split(" ", 1)[1]
     print(f"url = \"http://127.0.0.1:18982{path}\"\nheader = \"Host: {host}\"\noutput = /dev/null\nnext")
 ' > "$work/curl.cfg"
-curl -s --parallel --parallel-max 16 -K "$work/curl.cfg" 2>/dev/null
+curl -s --parallel --parallel-max 16 -K "$work/curl.cfg" 2>/dev/null || true
 metrics=$(curl -s http://127.0.0.1:18991/metrics)
 after=$(grep -vc '^#' <<<"$metrics")
 routes=$(grep -c '^gatehouse_requests_total{' <<<"$metrics")
