@@ -390,6 +390,25 @@ async fn access_log_lines_in_json_and_common_format_with_sampling() {
     assert_eq!(gw.stdout(), "");
 }
 
+/// GET `path` from shop.example.com through `gw` with `headers`.
+async fn get_shop(
+    c: &HttpClient,
+    gw: &GatewayProcess,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> testkit::Reply {
+    c.send(
+        gw.http,
+        Method::GET,
+        "shop.example.com",
+        path,
+        headers,
+        Bytes::new(),
+    )
+    .await
+    .unwrap()
+}
+
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
@@ -435,17 +454,13 @@ async fn traceparent_is_continued_or_started_and_spans_reach_the_collector() {
 
     // Continue the caller's sampled trace.
     let incoming = format!("00-{TRACE}-{CALLER_SPAN}-01");
-    let reply = c
-        .send(
-            gw.http,
-            Method::GET,
-            "shop.example.com",
-            "/traced",
-            &[("traceparent", &incoming), ("tracestate", "vendor=opaque")],
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
+    let reply = get_shop(
+        &c,
+        &gw,
+        "/traced",
+        &[("traceparent", &incoming), ("tracestate", "vendor=opaque")],
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let seen = reply.echo().unwrap();
     let (trace, upstream_parent, flags) = traceparent_parts(seen.header("traceparent").unwrap());
@@ -507,34 +522,20 @@ async fn traceparent_is_continued_or_started_and_spans_reach_the_collector() {
     // The caller did not sample: the trace id still travels, nothing is
     // exported for it.
     let unsampled = "0af7651916cd43dd8448eb211c80319c";
-    let reply = c
-        .send(
-            gw.http,
-            Method::GET,
-            "shop.example.com",
-            "/quiet",
-            &[(
-                "traceparent",
-                &format!("00-{unsampled}-b7ad6b7169203331-00"),
-            )],
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
+    let reply = get_shop(
+        &c,
+        &gw,
+        "/quiet",
+        &[(
+            "traceparent",
+            &format!("00-{unsampled}-b7ad6b7169203331-00"),
+        )],
+    )
+    .await;
     let (trace, _, flags) = traceparent_parts(reply.echo().unwrap().header("traceparent").unwrap());
     assert_eq!((trace.as_str(), flags.as_str()), (unsampled, "00"));
     // A malformed traceparent is replaced, not forwarded.
-    let reply = c
-        .send(
-            gw.http,
-            Method::GET,
-            "shop.example.com",
-            "/bad",
-            &[("traceparent", "00-not-a-trace-01")],
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
+    let reply = get_shop(&c, &gw, "/bad", &[("traceparent", "00-not-a-trace-01")]).await;
     let (bad, _, _) = traceparent_parts(reply.echo().unwrap().header("traceparent").unwrap());
     collector
         .wait_for(Duration::from_secs(10), "the replaced trace", |s| {

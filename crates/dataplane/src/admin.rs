@@ -111,11 +111,12 @@ fn explain(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             "give ?host= (and optionally &path=, &method=, &header=Name:Value, &query=)\n",
         );
     };
-    let host = host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty())
-        .map_or(host, |(h, _)| h)
-        .to_ascii_lowercase();
+    let Some((host, _)) = crate::proxy::split_host(host) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "host has a port that is not a number\n",
+        );
+    };
     let Ok(method) = Method::from_bytes(get("method").unwrap_or("GET").as_bytes()) else {
         return text(
             StatusCode::BAD_REQUEST,

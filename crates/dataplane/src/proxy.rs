@@ -1483,6 +1483,13 @@ fn request_host(parts: &http::request::Parts) -> Option<(Cow<'_, str>, Option<u1
             None => "",
         },
     };
+    split_host(raw)
+}
+
+/// Host (lowercase, without trailing dot; IPv6 literals keep their
+/// brackets) and port of an authority or a Host header value. `None` when
+/// the port is not a number.
+pub(crate) fn split_host(raw: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
     let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
     let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
         // An IPv6 literal keeps its brackets.

@@ -281,6 +281,7 @@ pub struct ExportConfig {
     pub flush_interval: Duration,
 }
 
+#[derive(Debug)]
 enum Message {
     Span(SpanData),
     Flush(oneshot::Sender<()>),
@@ -292,12 +293,6 @@ pub struct Tracer {
     ratio: f64,
     queue: Option<mpsc::Sender<Message>>,
     dropped: Counter,
-}
-
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Message")
-    }
 }
 
 impl Tracer {
