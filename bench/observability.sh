@@ -7,7 +7,10 @@
 #    (to an nginx that answers 200). Metrics are always on; set
 #    BASELINE_BIN to a gatehouse binary built without them (for example
 #    from the commit before the telemetry crate) to add that row.
-#    Contestants are interleaved over ROUNDS rounds; medians reported.
+#    Contestants are interleaved over ROUNDS rounds; medians reported,
+#    with the proxy's CPU time per request (user + system, from
+#    /proc/<pid>/stat), which other load on the machine disturbs less
+#    than requests per second.
 # 2. Series on /metrics after one request to each of 1,000 routes.
 #
 #   bench/observability.sh
@@ -77,7 +80,10 @@ if [ -n "${BASELINE_BIN:-}" ]; then
   variants=("before telemetry (baseline)|$BASELINE_BIN|" "${variants[@]}")
 fi
 
-declare -A results
+declare -A results cpu
+hz=$(getconf CLK_TCK)
+# User plus system CPU time of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for round in $(seq "$ROUNDS"); do
   for v in "${variants[@]}"; do
     IFS='|' read -r name binary extra <<<"$v"
@@ -88,24 +94,32 @@ for round in $(seq "$ROUNDS"); do
     gw=$!
     wait_port 18981
     taskset -c 1 wrk -t1 -c64 -d2s http://127.0.0.1:18981/ >/dev/null
-    rps=$(taskset -c 1 wrk -t1 -c64 -d"$DURATION" http://127.0.0.1:18981/ | awk '/Requests\/sec/ {print $2}')
+    before=$(cpu_ticks "$gw")
+    out=$(taskset -c 1 wrk -t1 -c64 -d"$DURATION" http://127.0.0.1:18981/)
+    ticks=$(( $(cpu_ticks "$gw") - before ))
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    total=$(awk '/requests in/ {print $1}' <<<"$out")
+    us=$(echo "$ticks * 1000000 / $hz / $total" | bc -l)
     lines=$(wc -l < "$work/access.log")
     kill "$gw"; wait "$gw" 2>/dev/null || true
     results["$name"]+="$rps "
-    echo "round $round: $name: $rps req/s ($lines log lines)" >&2
+    cpu["$name"]+="$us "
+    printf 'round %s: %s: %s req/s, %.2f us CPU/request (%s log lines)\n' "$round" "$name" "$rps" "$us" "$lines" >&2
   done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 first=""
 echo
-echo "| configuration (1 worker thread, wrk 64 connections) | requests/s (median of $ROUNDS) | vs. first row |"
-echo "| --- | ---: | ---: |"
+echo "| configuration (1 worker thread, wrk 64 connections) | requests/s (median of $ROUNDS) | vs. first row | proxy CPU µs/request (median) | vs. first row |"
+echo "| --- | ---: | ---: | ---: | ---: |"
 for v in "${variants[@]}"; do
   IFS='|' read -r name _ _ <<<"$v"
   m=$(echo "${results[$name]}" | median)
-  [ -z "$first" ] && first=$m
-  printf '| %s | %.0f | %.3f |\n' "$name" "$m" "$(echo "$m / $first" | bc -l)"
+  c=$(echo "${cpu[$name]}" | median)
+  [ -z "$first" ] && first=$m && first_cpu=$c
+  printf '| %s | %.0f | %.3f | %.2f | %.3f |\n' "$name" "$m" "$(echo "$m / $first" | bc -l)" \
+    "$c" "$(echo "$c / $first_cpu" | bc -l)"
 done
 
 # Series with ROUTES routes, one request each.

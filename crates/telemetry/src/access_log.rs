@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime};
 
 use http::{Method, Version};
 use prometheus_client::metrics::counter::Counter;
-use serde::Serialize;
 
 /// Entries queued for the writer before new ones are dropped (128 KiB of
 /// slots).
@@ -98,82 +97,220 @@ fn version_text(v: Version) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    time: &'a str,
-    client: String,
-    method: &'a str,
-    host: &'a str,
-    path: &'a str,
-    protocol: &'static str,
-    status: u16,
-    bytes_in: u64,
-    bytes_out: u64,
-    duration_ms: f64,
-    upstream: Option<String>,
-    upstream_duration_ms: Option<f64>,
-    route: Option<&'a str>,
-    request_id: &'a str,
-    trace_id: Option<&'a str>,
+fn millis(d: Duration, out: &mut Vec<u8>, n: &mut itoa::Buffer) {
+    let micros = d.as_micros();
+    out.extend_from_slice(n.format(micros / 1_000).as_bytes());
+    out.push(b'.');
+    three_digits((micros % 1_000) as u32, out);
 }
 
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
+fn three_digits(v: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[
+        b'0' + (v / 100 % 10) as u8,
+        b'0' + (v / 10 % 10) as u8,
+        b'0' + (v % 10) as u8,
+    ]);
+}
+
+/// Appends `s` as a JSON string: quotes, and escapes for what JSON
+/// requires (quote, backslash, control characters). Most request text
+/// needs none, so runs without escapes are copied whole.
+fn json_str(s: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let mut run = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..0x20 => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&s[run..i]);
+        out.extend_from_slice(escape);
+        run = i + 1;
+    }
+    out.extend_from_slice(&s[run..]);
+    out.push(b'"');
+}
+
+fn ip(addr: IpAddr, out: &mut Vec<u8>, n: &mut itoa::Buffer) {
+    match addr {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(n.format(octet).as_bytes());
+            }
+        }
+        // Rare enough for the general formatter.
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+fn socket(addr: SocketAddr, out: &mut Vec<u8>, n: &mut itoa::Buffer) {
+    if addr.is_ipv6() {
+        out.push(b'[');
+        ip(addr.ip(), out, n);
+        out.push(b']');
+    } else {
+        ip(addr.ip(), out, n);
+    }
+    out.push(b':');
+    out.extend_from_slice(n.format(addr.port()).as_bytes());
+}
+
+/// Turns entries into lines. Formats the date once per second, numbers
+/// and addresses without the general formatting machinery and without
+/// intermediate strings: the writer thread's cost per line is what the
+/// access log costs the gateway.
+#[derive(Default)]
+pub struct Formatter {
+    /// The second the cached dates are for, plus one (0: none yet).
+    second: u64,
+    /// `2026-11-27T01:02:03` for that second.
+    rfc3339: String,
+    /// `27/Nov/2026:01:02:03 +0000` for that second.
+    common: String,
+    numbers: itoa::Buffer,
+}
+
+impl std::fmt::Debug for Formatter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Formatter")
+            .field("rfc3339", &self.rfc3339)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Formatter {
+    fn dates(&mut self, t: SystemTime) -> u32 {
+        let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        if self.second != since.as_secs() + 1 {
+            self.second = since.as_secs() + 1;
+            let whole = std::time::UNIX_EPOCH + Duration::from_secs(since.as_secs());
+            self.rfc3339.clear();
+            crate::time::rfc3339_seconds(whole, &mut self.rfc3339);
+            self.common.clear();
+            crate::time::common_log(whole, &mut self.common);
+        }
+        since.subsec_millis()
+    }
+
+    /// Appends `entry` as one line in `format`.
+    pub fn write(&mut self, entry: &Entry, format: Format, out: &mut Vec<u8>) {
+        match format {
+            Format::Off => {}
+            Format::Json => self.json(entry, out),
+            Format::Common => self.common(entry, out),
+        }
+    }
+
+    fn json(&mut self, e: &Entry, out: &mut Vec<u8>) {
+        let ms = self.dates(e.start);
+        let n = &mut self.numbers;
+        out.extend_from_slice(b"{\"time\":\"");
+        out.extend_from_slice(self.rfc3339.as_bytes());
+        out.push(b'.');
+        three_digits(ms, out);
+        out.extend_from_slice(b"Z\",\"client\":\"");
+        ip(e.client, out, n);
+        out.extend_from_slice(b"\",\"method\":");
+        json_str(e.method.as_str().as_bytes(), out);
+        out.extend_from_slice(b",\"host\":");
+        json_str(e.host.as_bytes(), out);
+        out.extend_from_slice(b",\"path\":");
+        json_str(e.path.as_bytes(), out);
+        out.extend_from_slice(b",\"protocol\":\"");
+        out.extend_from_slice(version_text(e.version).as_bytes());
+        out.extend_from_slice(b"\",\"status\":");
+        out.extend_from_slice(n.format(e.status).as_bytes());
+        out.extend_from_slice(b",\"bytes_in\":");
+        out.extend_from_slice(n.format(e.bytes_in).as_bytes());
+        out.extend_from_slice(b",\"bytes_out\":");
+        out.extend_from_slice(n.format(e.bytes_out).as_bytes());
+        out.extend_from_slice(b",\"duration_ms\":");
+        millis(e.duration, out, n);
+        out.extend_from_slice(b",\"upstream\":");
+        match e.upstream {
+            Some(a) => {
+                out.push(b'"');
+                socket(a, out, n);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"upstream_duration_ms\":");
+        match e.upstream_duration {
+            Some(d) => millis(d, out, n),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"route\":");
+        match &e.route {
+            Some(r) => json_str(r.as_bytes(), out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"request_id\":");
+        let id = e.request_id.as_ref().and_then(|v| v.to_str().ok());
+        json_str(id.unwrap_or_default().as_bytes(), out);
+        out.extend_from_slice(b",\"trace_id\":");
+        match e.trace_id {
+            Some(id) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push(b'"');
+                for b in id {
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xf)]);
+                }
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    fn common(&mut self, e: &Entry, out: &mut Vec<u8>) {
+        self.dates(e.start);
+        let n = &mut self.numbers;
+        ip(e.client, out, n);
+        out.extend_from_slice(b" - - [");
+        out.extend_from_slice(self.common.as_bytes());
+        out.extend_from_slice(b"] \"");
+        out.extend_from_slice(e.method.as_str().as_bytes());
+        out.push(b' ');
+        // The request line is quoted: replace what would end it.
+        out.extend(e.path.bytes().map(|b| match b {
+            b'"' | b'\\' | 0..0x20 => b'_',
+            b => b,
+        }));
+        out.push(b' ');
+        out.extend_from_slice(version_text(e.version).as_bytes());
+        out.extend_from_slice(b"\" ");
+        out.extend_from_slice(n.format(e.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(n.format(e.bytes_out).as_bytes());
+        out.push(b'\n');
+    }
 }
 
 impl Entry {
-    /// Appends the entry as one line in `format`.
+    /// Appends the entry as one line in `format` (see [`Formatter`] for
+    /// many lines).
     pub fn write(&self, format: Format, out: &mut Vec<u8>) {
-        let mut time = String::with_capacity(32);
-        match format {
-            Format::Off => {}
-            Format::Json => {
-                crate::time::rfc3339(self.start, &mut time);
-                let trace_id = self.trace_id.map(|id| {
-                    let mut s = String::with_capacity(32);
-                    crate::trace::hex(&id, &mut s);
-                    s
-                });
-                let line = JsonLine {
-                    time: &time,
-                    client: self.client.to_string(),
-                    method: self.method.as_str(),
-                    host: &self.host,
-                    path: &self.path,
-                    protocol: version_text(self.version),
-                    status: self.status,
-                    bytes_in: self.bytes_in,
-                    bytes_out: self.bytes_out,
-                    duration_ms: millis(self.duration),
-                    upstream: self.upstream.map(|a| a.to_string()),
-                    upstream_duration_ms: self.upstream_duration.map(millis),
-                    route: self.route.as_deref(),
-                    request_id: self
-                        .request_id
-                        .as_ref()
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default(),
-                    trace_id: trace_id.as_deref(),
-                };
-                // Serializing plain strings and numbers cannot fail.
-                let _ = serde_json::to_writer(&mut *out, &line);
-                out.push(b'\n');
-            }
-            Format::Common => {
-                crate::time::common_log(self.start, &mut time);
-                // The request line is quoted: escape what would end it.
-                let path = self.path.replace(['"', '\\'], "_");
-                let _ = writeln!(
-                    out,
-                    "{} - - [{time}] \"{} {path} {}\" {} {}",
-                    self.client,
-                    self.method,
-                    version_text(self.version),
-                    self.status,
-                    self.bytes_out
-                );
-            }
-        }
+        Formatter::default().write(self, format, out);
     }
 }
 
@@ -309,6 +446,7 @@ fn write_loop(
     progress: &Progress,
 ) {
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut formatter = Formatter::default();
     loop {
         #[allow(
             clippy::disallowed_methods,
@@ -321,7 +459,7 @@ fn write_loop(
             while buf.len() < 60 * 1024 {
                 match rx.try_recv() {
                     Ok(e) => {
-                        e.write(format, &mut buf);
+                        formatter.write(&e, format, &mut buf);
                         n += 1;
                     }
                     Err(std::sync::mpsc::TryRecvError::Empty) => break,
@@ -399,6 +537,36 @@ mod tests {
         assert_eq!(v["route"], "apiroute/shop/orders/rule/0");
         assert_eq!(v["request_id"], "abc");
         assert_eq!(v["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+    }
+
+    #[test]
+    fn json_escapes_and_addresses() {
+        let mut f = Formatter::default();
+        let mut e = entry();
+        e.path = "/a\\b\n\u{1}/é".into();
+        e.client = "2001:db8::7".parse().unwrap();
+        e.upstream = Some("[2001:db8::1]:8080".parse().unwrap());
+        e.upstream_duration = None;
+        e.route = None;
+        e.trace_id = None;
+        e.start += Duration::from_millis(7);
+        e.duration = Duration::from_nanos(999_999);
+        let mut out = Vec::new();
+        f.write(&e, Format::Json, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["path"], "/a\\b\n\u{1}/é");
+        assert_eq!(v["client"], "2001:db8::7");
+        assert_eq!(v["upstream"], "[2001:db8::1]:8080");
+        assert_eq!(v["time"], "2000-10-10T13:55:36.007Z");
+        assert_eq!(v["duration_ms"], 0.999);
+        assert!(v["upstream_duration_ms"].is_null() && v["route"].is_null());
+        assert!(v["trace_id"].is_null());
+        // The cached date moves on with the clock.
+        e.start += Duration::from_secs(86_400);
+        out.clear();
+        f.write(&e, Format::Json, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["time"], "2000-10-11T13:55:36.007Z");
     }
 
     #[test]

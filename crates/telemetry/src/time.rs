@@ -25,7 +25,6 @@ struct Parts {
     hour: u64,
     minute: u64,
     second: u64,
-    millis: u32,
 }
 
 fn parts(t: SystemTime) -> Parts {
@@ -40,17 +39,16 @@ fn parts(t: SystemTime) -> Parts {
         hour: rem / 3_600,
         minute: rem % 3_600 / 60,
         second: rem % 60,
-        millis: since.subsec_millis(),
     }
 }
 
-/// `2026-11-27T01:02:03.456Z`.
-pub(crate) fn rfc3339(t: SystemTime, out: &mut String) {
+/// `2026-11-27T01:02:03`, without fractions or zone.
+pub(crate) fn rfc3339_seconds(t: SystemTime, out: &mut String) {
     let p = parts(t);
     let _ = write!(
         out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        p.year, p.month, p.day, p.hour, p.minute, p.second, p.millis
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        p.year, p.month, p.day, p.hour, p.minute, p.second
     );
 }
 
@@ -84,19 +82,16 @@ mod tests {
     #[test]
     fn known_instants() {
         let cases = [
-            (0, "1970-01-01T00:00:00.000Z"),
-            (951_782_400, "2000-02-29T00:00:00.000Z"),
-            (1_795_741_323, "2026-11-27T01:02:03.000Z"),
-            (4_107_542_399, "2100-02-28T23:59:59.000Z"),
+            (0, "1970-01-01T00:00:00"),
+            (951_782_400, "2000-02-29T00:00:00"),
+            (1_795_741_323, "2026-11-27T01:02:03"),
+            (4_107_542_399, "2100-02-28T23:59:59"),
         ];
         for (secs, want) in cases {
             let mut s = String::new();
-            rfc3339(at(secs, 0), &mut s);
+            rfc3339_seconds(at(secs, 0), &mut s);
             assert_eq!(s, want, "{secs}");
         }
-        let mut s = String::new();
-        rfc3339(at(0, 7), &mut s);
-        assert_eq!(s, "1970-01-01T00:00:00.007Z");
         let mut s = String::new();
         common_log(at(971_186_136, 0), &mut s);
         assert_eq!(s, "10/Oct/2000:13:55:36 +0000");
