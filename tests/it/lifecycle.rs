@@ -72,6 +72,63 @@ async fn sigterm_lets_in_flight_requests_finish() {
     );
 }
 
+/// With `--shutdown-delay`, a terminating gateway fails `/readyz` at once
+/// but keeps answering new connections until the delay is over, so load
+/// balancers can take it out of rotation without refused connections.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_delay_keeps_serving_while_not_ready() {
+    let echo = EchoServer::start("echo").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("echo", &[echo.addr]),
+            ingress("e", "echo.example.com", &[("/", "Prefix", "echo")]),
+        ]),
+    );
+    let mut gw = GatewayProcess::standalone(dir.path(), &["--shutdown-delay", "1500ms"]).await;
+    let client = HttpClient::new();
+    assert_eq!(
+        client
+            .get(gw.admin, "admin", "/readyz")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let signalled = std::time::Instant::now();
+    gw.signal("TERM");
+    testkit::eventually(Duration::from_secs(1), "/readyz fails", || {
+        let client = client.clone();
+        let admin = gw.admin;
+        async move { matches!(client.get(admin, "admin", "/readyz").await, Ok(r) if r.status == 503) }
+    })
+    .await;
+    // New connections during the delay are served.
+    for _ in 0..5 {
+        let reply = HttpClient::new()
+            .get(gw.http, "echo.example.com", "/")
+            .await
+            .expect("served during the shutdown delay");
+        assert_eq!(reply.status, 200);
+    }
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "the checks took longer than the delay"
+    );
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("the process exits");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1500),
+        "exited before the shutdown delay was over"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_endpoints() {
     let a = EchoServer::start("a").await;

@@ -271,6 +271,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:9901", env = "GATEHOUSE_ADMIN_ADDR")]
     pub(crate) admin_addr: SocketAddr,
 
+    /// After SIGTERM or SIGINT, keep accepting connections this long with
+    /// `/readyz` failing, so load balancers and kube-proxy stop sending new
+    /// ones before the listeners close (a pre-stop delay inside the
+    /// process). Then in-flight requests drain.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, env = "GATEHOUSE_SHUTDOWN_DELAY")]
+    pub(crate) shutdown_delay: Duration,
+
     /// How long in-flight requests may run after SIGTERM or SIGINT before
     /// their connections are closed.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]

@@ -154,18 +154,30 @@ where
         proxy_protocol: args.proxy_protocol,
         ..ListenerConfig::default()
     };
+    let delay = args.shutdown_delay;
     let https_task = https.map(|listener| {
         let on_shutdown = shutdown.clone();
         tokio::spawn(dataplane::serve_tls(
             listener,
             proxy.clone(),
             listener_config.clone(),
-            async move { on_shutdown.wait().await },
+            async move {
+                on_shutdown.wait().await;
+                tokio::time::sleep(delay).await;
+            },
         ))
     });
     dataplane::serve(http, proxy, listener_config, async move {
         on_shutdown.wait().await;
+        // Not ready from now on; still serving until the delay is over.
         drain_gateway.begin_drain();
+        if !delay.is_zero() {
+            tracing::info!(
+                ?delay,
+                "not ready; serving on until the shutdown delay is over"
+            );
+            tokio::time::sleep(delay).await;
+        }
     })
     .await;
     if let Some(task) = https_task {
