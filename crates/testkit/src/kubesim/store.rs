@@ -97,6 +97,14 @@ pub(crate) fn builtins() -> Vec<ResourceType> {
             false,
             false,
         ),
+        r(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+            false,
+        ),
         r("coordination.k8s.io", "v1", "Lease", "leases", true, false),
         r("events.k8s.io", "v1", "Event", "events", true, false),
         r(
