@@ -71,7 +71,8 @@ manifests: helm
 
 ## shellcheck: every shell script
 shellcheck:
-	shellcheck hack/*.sh bench/*.sh e2e/*.sh
+	@command -v shellcheck >/dev/null || { echo "shellcheck missing: apt-get install shellcheck" >&2; exit 1; }
+	shellcheck hack/*.sh bench/*.sh e2e/*.sh .ci/run
 
 ## e2e: the kind end-to-end suite (needs Docker, kind, kubectl and helm)
 e2e:
@@ -85,8 +86,8 @@ tools:
 test-unit:
 	$(CARGO) test --workspace --lib
 
-## lint: formatting and clippy, as CI checks them
-lint:
+## lint: formatting, clippy and shellcheck, as CI checks them
+lint: shellcheck
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -97,9 +98,9 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## crds: regenerate the CRD YAML from crates/api
+## crds: regenerate the CRD YAML and docs/reference.md from crates/api
 crds:
-	$(CARGO) run -q -p gatehouse -- crdgen --out-dir charts/gatehouse/crds --out-dir deploy/crds
+	$(CARGO) run -q -p gatehouse -- crdgen --out-dir charts/gatehouse/crds --out-dir deploy/crds --reference docs/reference.md
 
 clean:
 	$(CARGO) clean

@@ -30,8 +30,8 @@ bin=target/release
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f /tmp/gatehouse-bench-nginx.pid ] && kill "$(cat /tmp/gatehouse-bench-nginx.pid)" 2>/dev/null || true
-  [ -f /tmp/gatehouse-bench-haproxy.pid ] && kill "$(cat /tmp/gatehouse-bench-haproxy.pid)" 2>/dev/null || true
+  if [ -f /tmp/gatehouse-bench-nginx.pid ]; then kill "$(cat /tmp/gatehouse-bench-nginx.pid)" 2>/dev/null || true; fi
+  if [ -f /tmp/gatehouse-bench-haproxy.pid ]; then kill "$(cat /tmp/gatehouse-bench-haproxy.pid)" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
@@ -52,7 +52,7 @@ taskset -c "$PROXY_CPU" "$bin/gatehouse" standalone --manifests bench/gatehouse 
   --http-addr 127.0.0.1:18981 --admin-addr 127.0.0.1:18990 --worker-threads "$THREADS" \
   --log-level warn --access-log off &
 gatehouse_pid=$!
-pids+=($gatehouse_pid)
+pids+=("$gatehouse_pid")
 wait_port 18981
 
 mkdir -p /tmp/gatehouse-bench-nginx-body

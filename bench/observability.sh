@@ -34,7 +34,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -128,7 +128,7 @@ dir="$work/routes"; mkdir -p "$dir"
 "$bin/gatehouse" standalone --manifests "$dir" --no-https --http-addr 127.0.0.1:18982 \
   --admin-addr 127.0.0.1:18991 --access-log off --log-level warn &
 gw=$!
-pids+=($gw)
+pids+=("$gw")
 until curl -sf http://127.0.0.1:18991/readyz >/dev/null; do sleep 0.01; done
 before=$(curl -s http://127.0.0.1:18991/metrics | grep -vc '^#')
 curl -s http://127.0.0.1:18991/debug/routes | python3 -c '

@@ -32,7 +32,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f /tmp/gatehouse-bench-nginx-tls.pid ] && kill "$(cat /tmp/gatehouse-bench-nginx-tls.pid)" 2>/dev/null || true
+  if [ -f /tmp/gatehouse-bench-nginx-tls.pid ]; then kill "$(cat /tmp/gatehouse-bench-nginx-tls.pid)" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 

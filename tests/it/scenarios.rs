@@ -1,15 +1,18 @@
 //! The shared routing scenarios (`tests/scenarios/*.yaml`) through the real
 //! binary: one echo backend per Service, requests sent byte for byte as
-//! the scenario writes them, outcomes read from what the backend saw.
+//! the scenario writes them, outcomes read from what the backend saw. The
+//! checker is `testkit::scenario`, the same one the kind suite runs
+//! (through `gatehouse-scenarios`) against a gateway installed by Helm.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use serde::Deserialize;
 use testkit::manifests::write_atomic;
-use testkit::{EchoServer, GatewayProcess, raw_request};
+use testkit::process::binary;
+use testkit::scenario::{self, Scenario};
+use testkit::{EchoServer, GatewayProcess};
 
 const INGRESS_CLASS: &str = "apiVersion: networking.k8s.io/v1
 kind: IngressClass
@@ -19,69 +22,16 @@ metadata:
 spec: {controller: gatehouse.dev/ingress-controller}
 ";
 
-#[derive(Debug, Deserialize)]
-struct Scenario {
-    manifests: String,
-    requests: Vec<Req>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Req {
-    host: String,
-    path: String,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    #[serde(default)]
-    body: Option<String>,
-    expect: Expect,
-}
-
-#[derive(Debug, Deserialize)]
-struct Expect {
-    #[serde(default)]
-    backend: Option<String>,
-    #[serde(default)]
-    status: Option<u16>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    location: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-}
-
 fn scenario_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("tests/scenarios exists")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
+    scenario::files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"))
 }
 
-/// Service names declared in the manifests.
-fn services(manifests: &str) -> Vec<String> {
-    translate::manifest::parse(manifests)
-        .expect("scenario manifests parse")
-        .objects
-        .into_iter()
-        .filter_map(|o| match o {
-            translate::Object::Service(s) => s.metadata.name.clone(),
-            _ => None,
-        })
-        .collect()
-}
-
-async fn run(file: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(file).expect("readable scenario");
-    let scenario: Scenario = serde_saphyr::from_str(&text).expect("scenario parses");
+/// A standalone gateway serving `scenario`, with one echo backend per
+/// Service (the runner provides the EndpointSlices).
+async fn serve(scenario: &Scenario) -> (GatewayProcess, Vec<EchoServer>, tempfile::TempDir) {
     let mut backends = Vec::new();
     let mut slices = String::new();
-    for name in services(&scenario.manifests) {
+    for name in scenario::services(scenario).unwrap() {
         let echo = EchoServer::start(&name).await;
         slices.push_str(&format!(
             "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-test\n  labels: {{kubernetes.io/service-name: {name}}}\naddressType: IPv4\nports: [{{port: {}}}]\nendpoints:\n- addresses: [\"127.0.0.1\"]\n",
@@ -96,75 +46,7 @@ async fn run(file: &Path) -> Vec<String> {
         &format!("{INGRESS_CLASS}---\n{}\n{slices}", scenario.manifests),
     );
     let gw = GatewayProcess::standalone(dir.path(), &[]).await;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut failures = Vec::new();
-    for req in &scenario.requests {
-        let mut headers: Vec<(&str, &str)> = vec![("host", req.host.as_str())];
-        headers.extend(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        if req.body.is_some() && !req.headers.contains_key("content-type") {
-            headers.push(("content-type", "application/json"));
-        }
-        let method = req.method.as_deref().unwrap_or("GET");
-        let body = req.body.as_deref().unwrap_or_default().as_bytes();
-        let reply = match raw_request(gw.http, method, &req.path, &headers, body).await {
-            Ok(r) => r,
-            Err(e) => {
-                failures.push(format!("{name}: {} {}: {e}", req.host, req.path));
-                continue;
-            }
-        };
-        let mut problems = Vec::new();
-        let want_status = req.expect.status.unwrap_or(200);
-        if reply.status != want_status {
-            problems.push(format!(
-                "status {} (want {want_status}): {}",
-                reply.status,
-                reply.text()
-            ));
-        }
-        let echo = reply.echo();
-        if let Some(want) = &req.expect.backend {
-            let got = echo.as_ref().map(|e| e.name.clone());
-            if got.as_ref() != Some(want) {
-                problems.push(format!("backend {got:?} (want {want:?})"));
-            }
-        }
-        if let Some(want) = &req.expect.path {
-            let got = echo.as_ref().map(|e| e.path.clone());
-            if got.as_ref() != Some(want) {
-                problems.push(format!("upstream path {got:?} (want {want:?})"));
-            }
-        }
-        if let Some(want) = &req.expect.location {
-            let got = reply.headers.get("location").and_then(|v| v.to_str().ok());
-            if got != Some(want.as_str()) {
-                problems.push(format!("location {got:?} (want {want:?})"));
-            }
-        }
-        for (k, want) in &req.expect.headers {
-            let got = echo
-                .as_ref()
-                .and_then(|e| e.header(k))
-                .unwrap_or_default()
-                .to_owned();
-            if got != *want {
-                problems.push(format!("header {k} = {got:?} (want {want:?})"));
-            }
-        }
-        if !problems.is_empty() {
-            failures.push(format!(
-                "{name}: {} {}: {}",
-                req.host,
-                req.path,
-                problems.join(", ")
-            ));
-        }
-    }
-    drop(backends);
-    failures
+    (gw, backends, dir)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,7 +55,73 @@ async fn scenarios_through_the_binary() {
     assert!(files.len() >= 8, "scenarios: {files:?}");
     let mut failures = Vec::new();
     for file in &files {
-        failures.extend(run(file).await);
+        let s = scenario::load(file).unwrap();
+        let (gw, _backends, _dir) = serve(&s).await;
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        failures.extend(scenario::check(gw.http, &name, &s).await);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `gatehouse-scenarios check`, the runner of the kind suite, passes
+/// against a gateway that serves the scenario and fails (exit 1, naming
+/// the request) when an expectation does not hold.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_e2e_runner_checks_a_running_gateway() {
+    let file = scenario_files()
+        .into_iter()
+        .find(|f| f.ends_with("ingress-host-rules.yaml"))
+        .unwrap();
+    let s = scenario::load(&file).unwrap();
+    let (gw, _backends, _dir) = serve(&s).await;
+    let runner = |file: &Path| {
+        Command::new(binary("gatehouse-scenarios"))
+            .args(["check", "--gateway", &gw.http.to_string()])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = runner(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok   ingress-host-rules.yaml (9 requests)"),
+        "{stdout}"
+    );
+
+    // The same scenario with one expectation changed must fail.
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "{host: baz.bar.com, path: /, expect: {backend: wildcard}}",
+        "{host: baz.bar.com, path: /, expect: {backend: exact}}",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, text).unwrap();
+    let out = runner(&broken);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("GET baz.bar.com /: backend Some(\"wildcard\") (want \"exact\")"),
+        "{stdout}"
+    );
+
+    // And it prints the scenario as objects for a cluster.
+    let out = Command::new(binary("gatehouse-scenarios"))
+        .args(["manifests", "--echo-image", "echo:test"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deployments = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "Deployment")
+        .count();
+    assert_eq!(deployments, scenario::services(&s).unwrap().len());
 }

@@ -18,6 +18,52 @@ fn the_quickstart_is_valid() {
     assert!(out.contains("0 error(s)"), "{out}");
 }
 
+/// docker-compose.yaml serves the quickstart's routes with the backends of
+/// examples/compose: the same Services, so every route resolves.
+#[test]
+fn the_compose_example_is_valid_and_matches_the_quickstart() {
+    let q = repo().join("examples/quickstart");
+    let compose = repo().join("examples/compose");
+    let files = [
+        q.join("00-ingressclass.yaml"),
+        compose.join("10-backends.yaml"),
+        q.join("20-ingress.yaml"),
+        q.join("30-apiroute.yaml"),
+    ];
+    let mut args = vec!["validate"];
+    for f in &files {
+        args.extend(["-f", f.to_str().unwrap()]);
+    }
+    let (status, out) = run_gatehouse(&args);
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("0 error(s), 0 warning(s)") && !out.contains("not served"),
+        "{out}"
+    );
+    let services = |text: &str| -> Vec<String> {
+        let mut names: Vec<String> = text
+            .split("---")
+            .filter(|doc| doc.contains("kind: Service\n"))
+            .filter_map(|doc| {
+                doc.lines()
+                    .find_map(|l| l.strip_prefix("metadata: {name: "))
+                    .map(|n| n.trim_end_matches('}').to_owned())
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let a = services(&std::fs::read_to_string(q.join("10-backends.yaml")).unwrap());
+    let b = services(&std::fs::read_to_string(compose.join("10-backends.yaml")).unwrap());
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b);
+    let compose_file = std::fs::read_to_string(repo().join("docker-compose.yaml")).unwrap();
+    for f in &files {
+        let rel = f.strip_prefix(repo()).unwrap().display().to_string();
+        assert!(compose_file.contains(&format!("./{rel}:")), "{rel} not mounted");
+    }
+}
+
 #[test]
 fn a_broken_apiroute_is_reported_with_object_field_and_reason() {
     let dir = tempfile::tempdir().unwrap();

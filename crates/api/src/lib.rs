@@ -18,6 +18,7 @@ pub mod crd;
 mod policy;
 #[allow(unreachable_pub)]
 mod ratelimit;
+pub mod reference;
 #[allow(unreachable_pub)]
 mod tls;
 #[allow(unreachable_pub)]

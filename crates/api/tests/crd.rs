@@ -311,3 +311,14 @@ fn checked_in_crds_are_current() {
         }
     }
 }
+
+#[test]
+fn the_configuration_reference_is_current() {
+    let path = repo_root().join("docs/reference.md");
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == api::reference::markdown(),
+        "{} is stale or missing: run `make crds` and commit the result",
+        path.display()
+    );
+}

@@ -409,6 +409,11 @@ pub(crate) struct CrdgenArgs {
     /// Directory to write one YAML file per CRD into. Repeatable.
     #[arg(long)]
     pub(crate) out_dir: Vec<PathBuf>,
+
+    /// Also write the configuration reference (Markdown, generated from
+    /// the same schemas) to this file.
+    #[arg(long)]
+    pub(crate) reference: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -15,6 +15,7 @@ pub mod pebble;
 pub mod pki;
 pub mod process;
 pub mod scale;
+pub mod scenario;
 pub mod tlsclient;
 
 pub use client::{HttpClient, Reply, raw_request, serve_fn};

@@ -9,6 +9,11 @@ use crate::cli::CrdgenArgs;
 
 pub(crate) fn run(args: &CrdgenArgs) -> anyhow::Result<ExitCode> {
     let rendered = api::crd::rendered().context("rendering the CRDs")?;
+    if let Some(path) = &args.reference {
+        std::fs::write(path, api::reference::markdown())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     if args.out_dir.is_empty() {
         let mut out = std::io::stdout().lock();
         for (_, text) in &rendered {
