@@ -108,9 +108,10 @@ kubectl create namespace e2e-status >/dev/null
 for route in $(kubectl -n e2e-status get apiroutes -o name); do
   kubectl -n e2e-status wait "$route" --for=condition=Accepted --timeout 60s
 done
-# The HTTPS listener answers (the self-signed default certificate).
-code=$(curl -sk -o /dev/null -w '%{http_code}' --resolve "nothing.example:$HTTPS_PORT:127.0.0.1" "https://nothing.example:$HTTPS_PORT/")
-[ "$code" = 404 ] || { echo "HTTPS: status $code, want 404" >&2; failed=$((failed + 1)); }
+# The HTTPS listener answers over HTTP/2 (ALPN) with the self-signed
+# default certificate.
+version=$(curl -sk --http2 -o /dev/null -w '%{http_version}' --resolve "nothing.example:$HTTPS_PORT:127.0.0.1" "https://nothing.example:$HTTPS_PORT/")
+[ "$version" = 2 ] || { echo "HTTPS: HTTP version '$version', want 2" >&2; failed=$((failed + 1)); }
 # Metrics through the admin port.
 kubectl -n gatehouse port-forward deployment/gatehouse 19901:9901 >/dev/null 2>&1 &
 pf=$!

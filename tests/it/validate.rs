@@ -60,7 +60,10 @@ fn the_compose_example_is_valid_and_matches_the_quickstart() {
     let compose_file = std::fs::read_to_string(repo().join("docker-compose.yaml")).unwrap();
     for f in &files {
         let rel = f.strip_prefix(repo()).unwrap().display().to_string();
-        assert!(compose_file.contains(&format!("./{rel}:")), "{rel} not mounted");
+        assert!(
+            compose_file.contains(&format!("./{rel}:")),
+            "{rel} not mounted"
+        );
     }
 }
 
