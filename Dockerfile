@@ -8,12 +8,13 @@
 # for the musl target of the build machine's architecture, with
 # Cargo.lock as committed (--locked). Stage 2 holds nothing but the
 # binary and the CA bundle (for upstream TLS and ACME against public
-# servers), and runs as an unprivileged user.
+# servers), and runs as an unprivileged user. The binary is stripped of
+# the line tables the release profile keeps for profiling (134 MB → 28 MB).
 
 ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools make file ca-certificates \
+ && apt-get install -y --no-install-recommends musl-tools make file binutils ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && rustup target add "$(uname -m)-unknown-linux-musl"
 WORKDIR /src
@@ -22,6 +23,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=gatehouse-target \
     make release \
  && cp "target/$(uname -m)-unknown-linux-musl/release/gatehouse" /gatehouse \
+ && strip /gatehouse \
  && /gatehouse --version
 
 FROM scratch

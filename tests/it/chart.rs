@@ -649,3 +649,55 @@ fn static_manifests_are_current() {
         || o["kind"] == "IngressClass"
         || o["metadata"]["namespace"] == "gatehouse"));
 }
+
+/// NOTES.txt renders for each Service type and its first ApiRoute is one
+/// Gatehouse accepts.
+#[test]
+fn notes_render_and_their_route_is_valid() {
+    for (service_type, hint) in [
+        ("LoadBalancer", "status.loadBalancer.ingress"),
+        ("NodePort", "nodePort"),
+        ("ClusterIP", "port-forward service/gh-gatehouse"),
+    ] {
+        let out = Command::new(helm())
+            .args(["install", "gh"])
+            .arg(repo("charts/gatehouse"))
+            .args(["--namespace", "gatehouse", "--dry-run=client"])
+            .args(["--set", &format!("service.type={service_type}")])
+            .env("KUBECONFIG", "/dev/null")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let notes = &text[text.find("NOTES:").expect("NOTES rendered")..];
+        assert!(notes.contains(hint), "{service_type}: {notes}");
+
+        // The ApiRoute as printed, plus the Service it names.
+        let route: String = notes
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("apiVersion: gatehouse.dev"))
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("   ").unwrap_or(l)))
+            .collect();
+        assert!(route.contains("kind: ApiRoute"), "{notes}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("route.yaml"),
+            format!(
+                "{route}---\napiVersion: v1\nkind: Service\nmetadata: {{name: my-service}}\nspec: {{ports: [{{port: 80}}]}}\n"
+            ),
+        )
+        .unwrap();
+        let (status, out) =
+            testkit::run_gatehouse(&["validate", "-f", dir.path().to_str().unwrap()]);
+        assert!(status.success(), "{out}");
+        assert!(
+            out.contains("1 routes") && out.contains("0 error(s), 0 warning(s)"),
+            "{out}"
+        );
+    }
+}
