@@ -118,6 +118,7 @@ bench:
 	$(CARGO) bench -p gatehouse-dataplane --bench policy
 	bench/policies.sh
 	bench/observability.sh
+	bench/reconfig.sh
 
 ## fuzz: run each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz
 FUZZ_SECONDS ?= 60

@@ -188,3 +188,61 @@ async fn unusable_arguments_fail_fast_with_a_message() {
     assert!(!status.success());
     assert!(out.contains("is not a duration"), "{out}");
 }
+
+/// `gatehouse-load`, the fixed-rate load generator of the benchmarks,
+/// sends the rate it is asked for and reports ordered percentiles; against
+/// a closed port it reports errors and fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fixed_rate_load_generator_measures_what_it_sends() {
+    let echo = EchoServer::start("echo").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("echo", &[echo.addr]),
+            ingress("e", "echo.example.com", &[("/", "Prefix", "echo")]),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &["--access-log", "off"]).await;
+    let run = |addr: std::net::SocketAddr| {
+        std::process::Command::new(testkit::process::binary("gatehouse-load"))
+            .args([
+                &addr.to_string(),
+                "200",
+                "--connections",
+                "4",
+                "--duration",
+                "1",
+            ])
+            .args(["--host", "echo.example.com"])
+            .output()
+            .unwrap()
+    };
+    let out = run(gw.http);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let field = |k: &str| field_of(&text, k);
+    assert!((180..=220).contains(&field("requests")), "{text}");
+    assert_eq!(field("errors"), 0, "{text}");
+    assert_eq!(echo.requests(), field("requests"), "{text}");
+    assert!(
+        field("p50_us") > 0 && field("p50_us") <= field("p99_us"),
+        "{text}"
+    );
+    assert!(field("p99_us") <= field("max_us"), "{text}");
+
+    let closed = testkit::free_addr();
+    let out = run(closed);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(field_of(&text, "errors") > 0, "{text}");
+}
+
+fn field_of(text: &str, k: &str) -> u64 {
+    text.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{k} in {text}"))
+}

@@ -108,6 +108,14 @@ pub mod bench {
         )
     }
 
+    /// What happens to a request's headers on the way upstream, short of
+    /// the forwarding headers: hop-by-hop headers removed, then the
+    /// route's header modifier (set, add, remove).
+    pub fn rewrite_request_headers(headers: &mut HeaderMap, modifier: &snapshot::HeaderModifier) {
+        crate::headers::strip_hop_by_hop(headers);
+        modifier.apply(headers);
+    }
+
     /// The cache key of a request.
     pub fn cache_key(
         policy: &CachePolicy,
