@@ -55,6 +55,9 @@ ports: [{{name: http, port: 18980}}]
 endpoints:
 - addresses: ["{addr}"]
 """)
+    # The loaded route, by host (no default backend: unknown hosts get
+    # 404, which is how the probes of phase 3 see their route arrive).
+    docs.append("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bench}\nspec:\n  rules:\n  - host: bench.local\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: upstream, port: {number: 80}}}}\n")
     docs.append("apiVersion: v1\nkind: Service\nmetadata: {name: churn}\nspec: {ports: [{port: 80}]}\n")
     docs.append(f"""apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -87,13 +90,15 @@ while not os.path.exists(stop):
     time.sleep(0.1)
 print(changes)
 PY
-# bench.yaml's EndpointSlice for the upstream is replaced by churn.yaml's
-# from the start (first version: 100 routes, endpoint 127.0.0.1).
+# bench.yaml's EndpointSlice and catch-all Ingress are replaced by
+# churn.yaml's from the start (first version: 100 routes, endpoint
+# 127.0.0.1).
 python3 - "$work/config/bench.yaml" <<'PY'
 import sys
 path = sys.argv[1]
 docs = open(path).read().split("\n---\n")
-open(path, "w").write("\n---\n".join(d for d in docs if "kind: EndpointSlice" not in d))
+keep = [d for d in docs if "kind: EndpointSlice" not in d and "kind: Ingress\n" not in d]
+open(path, "w").write("\n---\n".join(keep))
 PY
 python3 "$work/churn.py" "$work/config" once >/dev/null
 
