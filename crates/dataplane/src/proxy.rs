@@ -900,17 +900,17 @@ impl Proxy {
 
         // Phase 6: forward (an upgrade is a single attempt).
         if let Some(on_upgrade) = on_upgrade {
-            return self
-                .upgrade(
-                    &active,
-                    forward,
-                    &head,
-                    first_body,
-                    on_upgrade,
-                    timeout,
-                    traffic.idle_timeout,
-                )
-                .await;
+            // Boxed: upgrades are rare and their state is large.
+            return Box::pin(self.upgrade(
+                &active,
+                forward,
+                &head,
+                first_body,
+                on_upgrade,
+                timeout,
+                traffic.idle_timeout,
+            ))
+            .await;
         }
         if let Some(r) = retry_policy {
             route_state.budget.deposit(r.budget_percent);

@@ -125,10 +125,13 @@ impl Upstreams {
                 };
                 *req.uri_mut() = uri(scheme, authority.clone(), path_and_query);
                 *req.version_mut() = Version::HTTP_11;
-                let sent = match tls {
-                    None => self.http1.request(req).await,
-                    Some(tls) => self.tls_http1_client(tls)?.request(req).await,
+                // The (boxed) response future is made first, so the TLS
+                // client handle is not kept across the await.
+                let response = match tls {
+                    None => self.http1.request(req),
+                    Some(tls) => self.tls_http1_client(tls)?.request(req),
                 };
+                let sent = response.await;
                 sent.map_err(|e| {
                     if e.is_connect() {
                         if let Some(tls) = tls {
@@ -155,9 +158,12 @@ impl Upstreams {
                 *req.uri_mut() = uri(scheme, host, path_and_query);
                 *req.version_mut() = Version::HTTP_2;
                 req.headers_mut().remove(http::header::HOST);
+                // Boxed: a handshake's state (kilobytes with TLS) would
+                // otherwise sit in every request's future, HTTP/1.1 ones
+                // included, and be copied each time the future moves.
                 let mut sender = match tls {
-                    None => self.h2_sender(endpoint).await?,
-                    Some(tls) => self.tls_h2_sender(endpoint, tls).await?,
+                    None => Box::pin(self.h2_sender(endpoint)).await?,
+                    Some(tls) => Box::pin(self.tls_h2_sender(endpoint, tls)).await?,
                 };
                 sender
                     .send_request(req)
