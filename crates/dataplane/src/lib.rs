@@ -21,6 +21,7 @@ mod lb;
 pub mod listener;
 mod observe;
 mod policy;
+mod pool;
 mod proxy;
 mod proxy_protocol;
 mod ratelimit;

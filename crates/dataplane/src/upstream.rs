@@ -67,7 +67,7 @@ pub(crate) struct UpstreamConfig {
 /// Every upstream connection the gateway holds.
 #[derive(Debug)]
 pub(crate) struct Upstreams {
-    http1: Client<HttpConnector, UpstreamBody>,
+    http1: crate::pool::Http1Pool,
     h2: Mutex<HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>>,
     /// HTTP/1.1 over TLS: a pooled client per distinct TLS setting.
     tls_http1: Mutex<HashMap<Arc<UpstreamTls>, TlsClient>>,
@@ -79,18 +79,11 @@ pub(crate) struct Upstreams {
 
 impl Upstreams {
     pub(crate) fn new(config: &UpstreamConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.enforce_http(true);
-        let http1 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.idle_timeout)
-            .pool_max_idle_per_host(config.max_idle)
-            .pool_timer(TokioTimer::new())
-            // The client's Host header travels unchanged; the connector
-            // uses the URI's authority (the endpoint) only to connect.
-            .set_host(false)
-            .build(connector);
+        let http1 = crate::pool::Http1Pool::new(
+            config.connect_timeout,
+            config.idle_timeout,
+            config.max_idle,
+        );
         Self {
             http1,
             h2: Mutex::new(HashMap::new()),
@@ -118,25 +111,20 @@ impl Upstreams {
         let tls = transport.tls.as_ref();
         match transport.protocol {
             UpstreamProtocol::Http1 => {
-                let scheme = if tls.is_some() {
-                    UriScheme::HTTPS
-                } else {
-                    UriScheme::HTTP
-                };
-                *req.uri_mut() = uri(scheme, authority.clone(), path_and_query);
                 *req.version_mut() = Version::HTTP_11;
+                let Some(tls) = tls else {
+                    // Plain HTTP/1.1: our own pool, origin-form target.
+                    *req.uri_mut() = Uri::from(path_and_query);
+                    return self.http1.send(endpoint, req).await;
+                };
+                *req.uri_mut() = uri(UriScheme::HTTPS, authority.clone(), path_and_query);
                 // The (boxed) response future is made first, so the TLS
                 // client handle is not kept across the await.
-                let response = match tls {
-                    None => self.http1.request(req),
-                    Some(tls) => self.tls_http1_client(tls)?.request(req),
-                };
+                let response = self.tls_http1_client(tls)?.request(req);
                 let sent = response.await;
                 sent.map_err(|e| {
                     if e.is_connect() {
-                        if let Some(tls) = tls {
-                            tracing::warn!(%endpoint, server_name = %tls.server_name, error = %connect_error(&e), "upstream TLS connection failed");
-                        }
+                        tracing::warn!(%endpoint, server_name = %tls.server_name, error = %connect_error(&e), "upstream TLS connection failed");
                         UpstreamError::Connect(Box::new(e))
                     } else {
                         UpstreamError::Reset(Box::new(e))
