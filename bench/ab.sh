@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# A/B of two gatehouse binaries on HTTP/1.1 keep-alive: interleaved rounds,
+# each starting one binary (pinned to CPU 0, one worker, access log off),
+# warming it for a second, driving it with wrk (64 connections, CPU 1) and
+# reading its CPU time; medians of requests/s and CPU µs per request.
+#
+#   bench/ab.sh /tmp/gatehouse-before target/release/gatehouse
+#   ROUNDS=9 DURATION=5s bench/ab.sh A B
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ $# -eq 2 ] || { echo "usage: bench/ab.sh BINARY_A BINARY_B" >&2; exit 2; }
+ROUNDS=${ROUNDS:-7}
+DURATION=${DURATION:-5s}
+cargo build -q --release -p gatehouse-testkit
+out=$(mktemp)
+taskset -c 1 target/release/gatehouse-bench-upstream 127.0.0.1:18980 &
+upstream=$!
+trap 'kill "$upstream" 2>/dev/null || true; rm -f "$out"' EXIT
+sleep 0.3
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+for round in $(seq "$ROUNDS"); do
+  for name in A B; do
+    if [ "$name" = A ]; then bin=$1; else bin=$2; fi
+    taskset -c 0 "$bin" standalone --manifests bench/gatehouse --no-https --http-addr 127.0.0.1:18981 \
+      --admin-addr 127.0.0.1:18990 --worker-threads 1 --log-level warn --access-log off >/dev/null 2>&1 &
+    gw=$!
+    until curl -sf http://127.0.0.1:18990/readyz >/dev/null; do sleep 0.05; done
+    taskset -c 1 wrk -t1 -c64 -d1s -H 'Host: bench.local' http://127.0.0.1:18981/ >/dev/null
+    before=$(cpu_ticks "$gw")
+    result=$(taskset -c 1 wrk -t1 -c64 -d"$DURATION" -H 'Host: bench.local' http://127.0.0.1:18981/)
+    after=$(cpu_ticks "$gw")
+    n=$(awk '/requests in/ {print $1}' <<<"$result")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$result")
+    us=$(awk -v t=$((after - before)) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+    echo "round $round $name: $rps req/s, $us µs CPU/request" >&2
+    echo "$name $rps $us" >> "$out"
+    kill "$gw"
+    wait "$gw" 2>/dev/null || true
+  done
+done
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "| binary | req/s (median of $ROUNDS) | CPU µs/request (median) |"
+echo "| --- | ---: | ---: |"
+for name in A B; do
+  if [ "$name" = A ]; then bin=$1; else bin=$2; fi
+  printf '| %s | %s | %s |\n' "$bin" "$(awk -v n=$name '$1 == n {print $2}' "$out" | median)" \
+    "$(awk -v n=$name '$1 == n {print $3}' "$out" | median)"
+done
