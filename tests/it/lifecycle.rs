@@ -77,18 +77,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
 /// balancers can take it out of rotation without refused connections.
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_delay_keeps_serving_while_not_ready() {
-    let echo = EchoServer::start("echo").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "c.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("echo", &[echo.addr]),
-            ingress("e", "echo.example.com", &[("/", "Prefix", "echo")]),
-        ]),
-    );
-    let mut gw = GatewayProcess::standalone(dir.path(), &["--shutdown-delay", "1500ms"]).await;
+    let (_echo, mut gw, _dir) = echo_gateway(&["--shutdown-delay", "1500ms"]).await;
     let client = HttpClient::new();
     assert_eq!(
         client
@@ -194,18 +183,7 @@ async fn unusable_arguments_fail_fast_with_a_message() {
 /// a closed port it reports errors and fails.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fixed_rate_load_generator_measures_what_it_sends() {
-    let echo = EchoServer::start("echo").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "c.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("echo", &[echo.addr]),
-            ingress("e", "echo.example.com", &[("/", "Prefix", "echo")]),
-        ]),
-    );
-    let gw = GatewayProcess::standalone(dir.path(), &["--access-log", "off"]).await;
+    let (echo, gw, _dir) = echo_gateway(&["--access-log", "off"]).await;
     let run = |addr: std::net::SocketAddr| {
         std::process::Command::new(testkit::process::binary("gatehouse-load"))
             .args([
@@ -245,4 +223,22 @@ fn field_of(text: &str, k: &str) -> u64 {
         .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{k} in {text}"))
+}
+
+/// An echo backend behind a standalone gateway started with `extra`, for
+/// `echo.example.com`.
+async fn echo_gateway(extra: &[&str]) -> (EchoServer, GatewayProcess, tempfile::TempDir) {
+    let echo = EchoServer::start("echo").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("echo", &[echo.addr]),
+            ingress("e", "echo.example.com", &[("/", "Prefix", "echo")]),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), extra).await;
+    (echo, gw, dir)
 }

@@ -80,6 +80,14 @@ fn handle(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 /// The query parameters of a request, percent-decoded.
+/// The first value of query parameter `name`.
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 fn query_params(req: &Request<Incoming>) -> Vec<(String, String)> {
     req.uri()
         .query()
@@ -99,12 +107,7 @@ fn query_params(req: &Request<Incoming>) -> Vec<(String, String)> {
 /// the request's query string.
 fn explain(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let params = query_params(req);
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| param(&params, name);
     let Some(host) = get("host") else {
         return text(
             StatusCode::BAD_REQUEST,
@@ -180,12 +183,7 @@ fn purge(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
     }
     let params = query_params(req);
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| param(&params, name);
     let Some(host) = get("host") else {
         return text(
             StatusCode::BAD_REQUEST,
