@@ -508,11 +508,16 @@ pub struct UrlRewrite {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("(self.type == 'ReplaceFullPath') == has(self.replaceFullPath)").message("replaceFullPath must be set exactly when type is ReplaceFullPath"))]
 #[x_kube(validation = Rule::new("(self.type == 'ReplacePrefixMatch') == has(self.replacePrefixMatch)").message("replacePrefixMatch must be set exactly when type is ReplacePrefixMatch"))]
+#[x_kube(validation = Rule::new("(self.type == 'ReplaceRegexMatch') == (has(self.regex) && has(self.replacement))").message("regex and replacement must be set exactly when type is ReplaceRegexMatch"))]
 #[serde(rename_all = "camelCase")]
 pub struct PathModifier {
     /// `ReplaceFullPath` replaces the whole path. `ReplacePrefixMatch`
     /// replaces the part matched by the rule's `PathPrefix` match and keeps
     /// the rest: prefix `/v1` replaced by `/` maps `/v1/users` to `/users`.
+    /// `ReplaceRegexMatch` replaces the whole path with `replacement` when
+    /// `regex` is found in it (nginx's `rewrite`): `regex`
+    /// `^/api(/|$)(.*)` and replacement `/$2` map `/api/users` to
+    /// `/users`.
     #[serde(rename = "type")]
     pub type_: PathModifierType,
     /// The new path, for `ReplaceFullPath`.
@@ -524,6 +529,16 @@ pub struct PathModifier {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub replace_prefix_match: Option<String>,
+    /// For `ReplaceRegexMatch`: a regular expression (RE2 syntax, `(?i)`
+    /// for case-insensitive) searched for in the request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub regex: Option<String>,
+    /// For `ReplaceRegexMatch`: the new path; `$1` to `$9` are the
+    /// regex's capture groups, `$$` is a `$`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub replacement: Option<String>,
 }
 
 /// The kinds of path replacement.
@@ -533,6 +548,8 @@ pub enum PathModifierType {
     ReplaceFullPath,
     /// Replace the matched prefix.
     ReplacePrefixMatch,
+    /// Replace the path through a regular expression.
+    ReplaceRegexMatch,
 }
 
 /// A redirect response. Parts left empty keep the request's own.

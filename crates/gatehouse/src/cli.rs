@@ -50,6 +50,11 @@ pub(crate) enum Command {
     /// Translate manifests offline and report every problem. Exits with
     /// status 1 when any object has an error.
     Validate(ValidateArgs),
+    /// Report what ingress-nginx Ingresses become in Gatehouse (per
+    /// annotation: same, differs, unsupported) and, with --emit apiroute,
+    /// write equivalent ApiRoute and RateLimitPolicy manifests. Exits with
+    /// status 1 when an Ingress could not be served as it is.
+    Migrate(MigrateArgs),
     /// Write the CustomResourceDefinitions. Without --out-dir, print them.
     Crdgen(CrdgenArgs),
     /// List the routes a running gateway serves (from its admin endpoint).
@@ -379,6 +384,12 @@ pub(crate) struct TranslateArgs {
     /// `namespace/name:port`.
     #[arg(long, value_parser = parse_service_port)]
     pub(crate) default_backend_service: Option<translate::ServicePortRef>,
+
+    /// Honour the commonly used `nginx.ingress.kubernetes.io/*`
+    /// annotations on Ingresses (see docs/migration.md). Off: they are
+    /// reported as ignored.
+    #[arg(long)]
+    pub(crate) nginx_compat: bool,
 }
 
 impl TranslateArgs {
@@ -390,6 +401,7 @@ impl TranslateArgs {
             default_backend: self.default_backend_service.clone(),
             now: None,
             acme_state: None,
+            nginx_compat: self.nginx_compat,
         }
     }
 }
@@ -402,6 +414,30 @@ pub(crate) struct ValidateArgs {
 
     #[command(flatten)]
     pub(crate) translate: TranslateArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Manifest files or directories holding Ingresses (for example the
+    /// output of `kubectl get ingress,service -A -o yaml`). Repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+
+    /// Also write the equivalent manifests to standard output, the report
+    /// as YAML comments.
+    #[arg(long, value_enum)]
+    pub(crate) emit: Option<Emit>,
+
+    /// The IngressClass name the emitted ApiRoutes ask for.
+    #[arg(long, default_value = translate::DEFAULT_INGRESS_CLASS)]
+    pub(crate) ingress_class: String,
+}
+
+/// What `gatehouse migrate` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Emit {
+    /// ApiRoutes and RateLimitPolicies.
+    Apiroute,
 }
 
 #[derive(Debug, Args)]

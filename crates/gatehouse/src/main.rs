@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => commands::run::run(&args),
         cli::Command::Standalone(args) => commands::standalone::run(&args),
         cli::Command::Validate(args) => commands::validate::run(&args),
+        cli::Command::Migrate(args) => commands::migrate::run(&args),
         cli::Command::Crdgen(args) => commands::crdgen::run(&args),
         cli::Command::Routes(args) => commands::inspect::routes(&args),
         cli::Command::Explain(args) => commands::inspect::explain(&args),

@@ -81,6 +81,15 @@ pub enum PathRewrite {
     /// Replace the part of the path matched by a prefix match, keeping the
     /// rest (Gateway API `ReplacePrefixMatch`).
     Prefix(Box<str>),
+    /// When `pattern` matches anywhere in the path, replace the whole path
+    /// with `replacement`, in which `$1`…`$9` are the pattern's capture
+    /// groups (nginx's `rewrite`); a path it does not match is kept.
+    Regex {
+        /// Searched for in the normalized request path.
+        pattern: crate::Pattern,
+        /// The new path.
+        replacement: Box<str>,
+    },
 }
 
 impl PathRewrite {
@@ -92,6 +101,26 @@ impl PathRewrite {
             (Self::Full(new), _) => new.to_string(),
             (Self::Prefix(new), PathMatch::Prefix(prefix)) => replace_prefix(path, prefix, new),
             (Self::Prefix(new), _) => new.to_string(),
+            (
+                Self::Regex {
+                    pattern,
+                    replacement,
+                },
+                _,
+            ) => {
+                let Some(mut new) = pattern.expand(path, replacement) else {
+                    return path.to_owned();
+                };
+                if !new.starts_with('/') {
+                    new.insert(0, '/');
+                }
+                // Captures are pieces of a normalized path, but joined they
+                // can form `//` or `..`: the upstream gets the normal form.
+                match crate::normalize_path(&new) {
+                    Ok(normal) => normal.into_owned(),
+                    Err(_) => path.to_owned(),
+                }
+            }
         }
     }
 }

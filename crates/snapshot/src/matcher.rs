@@ -226,6 +226,54 @@ impl Pattern {
         })
     }
 
+    /// Compiles `source` to match anywhere in a value (the way nginx's
+    /// `rewrite` searches a URI); anchor it with `^` or `$` where needed.
+    pub fn search(source: &str) -> Result<Self, PatternError> {
+        let regex = regex::RegexBuilder::new(source)
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .build()
+            .map_err(PatternError)?;
+        Ok(Self {
+            source: source.into(),
+            regex,
+        })
+    }
+
+    /// Number of capture groups, the whole match not counted.
+    pub fn captures_len(&self) -> usize {
+        self.regex.captures_len() - 1
+    }
+
+    /// When the pattern matches `value`, `template` with `$1`…`$9`
+    /// replaced by the capture groups (an unmatched group is empty, and
+    /// `$$` is a literal `$`); `None` when it does not match.
+    pub fn expand(&self, value: &str, template: &str) -> Option<String> {
+        let caps = self.regex.captures(value)?;
+        let mut out = String::with_capacity(template.len() + value.len());
+        let mut chars = template.char_indices().peekable();
+        while let Some((_, c)) = chars.next() {
+            if c != '$' {
+                out.push(c);
+                continue;
+            }
+            match chars.peek().copied() {
+                Some((_, '$')) => {
+                    chars.next();
+                    out.push('$');
+                }
+                Some((_, d)) if d.is_ascii_digit() => {
+                    chars.next();
+                    let group = d as usize - '0' as usize;
+                    if let Some(m) = caps.get(group) {
+                        out.push_str(m.as_str());
+                    }
+                }
+                _ => out.push('$'),
+            }
+        }
+        Some(out)
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.source

@@ -281,13 +281,12 @@ fn path_modifier(
     field: &str,
     all_prefix: bool,
 ) -> Result<PathRewrite, Vec<FieldError>> {
-    let value = match p.type_ {
-        PathModifierType::ReplaceFullPath => p.replace_full_path.as_deref(),
-        PathModifierType::ReplacePrefixMatch => p.replace_prefix_match.as_deref(),
-    };
-    let which = match p.type_ {
-        PathModifierType::ReplaceFullPath => "replaceFullPath",
-        PathModifierType::ReplacePrefixMatch => "replacePrefixMatch",
+    let (value, which) = match p.type_ {
+        PathModifierType::ReplaceFullPath => (p.replace_full_path.as_deref(), "replaceFullPath"),
+        PathModifierType::ReplacePrefixMatch => {
+            (p.replace_prefix_match.as_deref(), "replacePrefixMatch")
+        }
+        PathModifierType::ReplaceRegexMatch => return regex_rewrite(p, field),
     };
     let Some(value) = value else {
         return Err(vec![(
@@ -304,6 +303,74 @@ fn path_modifier(
             "ReplacePrefixMatch needs every match of the rule to use a PathPrefix path".to_owned(),
         )]),
         PathModifierType::ReplacePrefixMatch => Ok(PathRewrite::Prefix(normalized.into())),
+        PathModifierType::ReplaceRegexMatch => unreachable!("handled above"),
+    }
+}
+
+/// `ReplaceRegexMatch`: the pattern must compile, the replacement must be
+/// a path and name only groups the pattern has.
+pub(crate) fn regex_rewrite(p: &PathModifier, field: &str) -> Result<PathRewrite, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let pattern = match p.regex.as_deref().map(snapshot::Pattern::search) {
+        None => {
+            errors.push((
+                format!("{field}.regex"),
+                "regex must be set when type is ReplaceRegexMatch".to_owned(),
+            ));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push((format!("{field}.regex"), e.to_string()));
+            None
+        }
+        Some(Ok(pattern)) => Some(pattern),
+    };
+    let replacement = p.replacement.as_deref().unwrap_or_default();
+    if replacement.is_empty() {
+        errors.push((
+            format!("{field}.replacement"),
+            "replacement must be set when type is ReplaceRegexMatch".to_owned(),
+        ));
+    } else if !replacement.starts_with('/') && !replacement.starts_with('$') {
+        errors.push((
+            format!("{field}.replacement"),
+            format!("{replacement:?} must start with '/' (or a capture group such as $1)"),
+        ));
+    } else if replacement.contains(['?', '#']) {
+        errors.push((
+            format!("{field}.replacement"),
+            format!("{replacement:?}: the replacement is a path; it cannot contain '?' or '#'"),
+        ));
+    }
+    if let Some(pattern) = &pattern {
+        let groups = pattern.captures_len();
+        let bytes = replacement.as_bytes();
+        let mut i = 0;
+        while i + 1 < bytes.len() {
+            if bytes[i] == b'$' && bytes[i + 1] == b'$' {
+                i += 2;
+                continue;
+            }
+            if bytes[i] == b'$' && bytes[i + 1].is_ascii_digit() {
+                let n = usize::from(bytes[i + 1] - b'0');
+                if n > groups {
+                    errors.push((
+                        format!("{field}.replacement"),
+                        format!(
+                            "${n} names a capture group the regex does not have (it has {groups})"
+                        ),
+                    ));
+                }
+            }
+            i += 1;
+        }
+    }
+    match (pattern, errors.is_empty()) {
+        (Some(pattern), true) => Ok(PathRewrite::Regex {
+            pattern,
+            replacement: replacement.into(),
+        }),
+        _ => Err(errors),
     }
 }
 

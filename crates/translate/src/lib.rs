@@ -16,6 +16,8 @@ mod diagnostics;
 mod filters;
 mod ingress;
 pub mod manifest;
+pub mod migrate;
+pub mod nginx;
 mod policy;
 mod ratelimit;
 mod tls;
@@ -127,6 +129,9 @@ pub struct Options {
     /// The ACME manager's state Secret (`namespace`, `name`): HTTP-01
     /// answers and errors to report. `None`: ACME is off.
     pub acme_state: Option<(String, String)>,
+    /// Honour the commonly used `nginx.ingress.kubernetes.io/*`
+    /// annotations of Ingresses (see the `nginx` module).
+    pub nginx_compat: bool,
 }
 
 impl Default for Options {
@@ -138,6 +143,7 @@ impl Default for Options {
             default_backend: None,
             now: None,
             acme_state: None,
+            nginx_compat: false,
         }
     }
 }
@@ -183,6 +189,7 @@ pub fn translate(resources: &ResourceSet, options: &Options) -> Output {
         &mut builder,
         &mut diags,
         &mut ignored,
+        options.nginx_compat,
     );
     apiroute::translate_all(
         resources,

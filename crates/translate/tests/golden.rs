@@ -5,7 +5,7 @@
 //! rewrites the expected files; review the diff before committing.
 //!
 //! A case may start with a comment line `# options: key=value,...` to set
-//! translation options: `watch-ingress-without-class=true`,
+//! translation options: `watch-ingress-without-class=true`, `nginx-compat=true`,
 //! `default-backend=namespace/name:port`, `ingress-class=NAME`,
 //! `controller-name=NAME`, `now=UNIX-SECONDS` (the time certificates are
 //! checked against).
@@ -27,6 +27,7 @@ fn options_for(text: &str) -> Options {
         let (key, value) = pair.split_once('=').expect("options are key=value");
         match key {
             "watch-ingress-without-class" => options.watch_ingress_without_class = value == "true",
+            "nginx-compat" => options.nginx_compat = value == "true",
             "ingress-class" => options.ingress_class = value.to_owned(),
             "controller-name" => options.controller_name = value.to_owned(),
             "default-backend" => {

@@ -2,6 +2,7 @@
 
 pub(crate) mod crdgen;
 pub(crate) mod inspect;
+pub(crate) mod migrate;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod standalone;

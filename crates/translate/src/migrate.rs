@@ -1,0 +1,474 @@
+//! `gatehouse migrate`: what each ingress-nginx Ingress becomes in
+//! Gatehouse, and the equivalent ApiRoute and RateLimitPolicy manifests.
+//!
+//! The conversion reads the annotations through the same parser the
+//! compatibility layer serves from ([`crate::nginx`]), so the report, the
+//! emitted manifests and `--nginx-compat` can never disagree about what an
+//! annotation means.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use api::{
+    ApiRoute, ApiRouteSpec, BackendRef, FailureMode, HeaderMatch, PathMatch, PathMatchType,
+    PolicyTargetRef, Rate, RateLimit, RateLimitKey, RateLimitKeyType, RateLimitPolicy,
+    RateLimitPolicySpec, RateLimitScope, RouteMatch, RouteRule, RouteTls, SecretRef,
+    StringMatchType, TargetKind,
+};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::nginx::{self, Finding, Verdict};
+
+/// The outcome for one Ingress.
+#[derive(Clone, Debug)]
+pub struct Migration {
+    /// `namespace/name` of the Ingress.
+    pub ingress: String,
+    /// One finding per ingress-nginx annotation, plus findings about the
+    /// Ingress itself (canaries, named ports, default backends).
+    pub findings: Vec<Finding>,
+    /// The ApiRoutes that serve what the Ingress served (one per host);
+    /// empty when a finding blocks the migration or the Ingress is a
+    /// canary (its paths are in the main Ingress's ApiRoutes).
+    pub api_routes: Vec<ApiRoute>,
+    /// The RateLimitPolicy for `limit-rps` / `limit-rpm`.
+    pub rate_limit_policy: Option<RateLimitPolicy>,
+}
+
+impl Migration {
+    /// Whether the Ingress cannot be served as it is.
+    pub fn blocked(&self) -> bool {
+        self.findings.iter().any(|f| f.verdict.blocks())
+    }
+}
+
+/// Converts every Ingress in `ingresses`. `services` resolve ports named
+/// by name; `class` is the IngressClass name the ApiRoutes ask for.
+pub fn migrate(
+    ingresses: &[Arc<Ingress>],
+    services: &[Arc<Service>],
+    class: &str,
+) -> Vec<Migration> {
+    let mut list: Vec<&Ingress> = ingresses.iter().map(|i| &**i).collect();
+    list.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    // Canaries first, keyed by namespace, host and path.
+    let mut canaries: BTreeMap<(String, String, String), (String, nginx::Canary, IngressBackend)> =
+        BTreeMap::new();
+    for ingress in &list {
+        let ns = ingress.metadata.namespace.clone().unwrap_or_default();
+        let parsed = nginx::parse(ingress.metadata.annotations.as_ref(), &ns);
+        if let (Some(c), false) = (&parsed.settings.canary, parsed.blocked()) {
+            for rule in ingress.spec.iter().flat_map(|s| s.rules.iter().flatten()) {
+                for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
+                    canaries
+                        .entry((
+                            ns.clone(),
+                            rule.host.clone().unwrap_or_default().to_ascii_lowercase(),
+                            path.path.clone().unwrap_or_else(|| "/".into()),
+                        ))
+                        .or_insert_with(|| {
+                            (
+                                ingress.metadata.name.clone().unwrap_or_default(),
+                                c.clone(),
+                                path.backend.clone(),
+                            )
+                        });
+                }
+            }
+        }
+    }
+    list.into_iter()
+        .map(|ingress| one(ingress, services, class, &canaries))
+        .collect()
+}
+
+fn finding(verdict: Verdict, annotation: &str, message: impl Into<String>) -> Finding {
+    Finding {
+        annotation: annotation.to_owned(),
+        verdict,
+        message: message.into(),
+    }
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pass over the Ingress, top to bottom"
+)]
+fn one(
+    ingress: &Ingress,
+    services: &[Arc<Service>],
+    class: &str,
+    canaries: &BTreeMap<(String, String, String), (String, nginx::Canary, IngressBackend)>,
+) -> Migration {
+    let ns = ingress.metadata.namespace.clone().unwrap_or_default();
+    let name = ingress.metadata.name.clone().unwrap_or_default();
+    let parsed = nginx::parse(ingress.metadata.annotations.as_ref(), &ns);
+    let mut out = Migration {
+        ingress: format!("{ns}/{name}"),
+        findings: parsed.findings.clone(),
+        api_routes: Vec::new(),
+        rate_limit_policy: None,
+    };
+    for (key, _) in ingress.metadata.annotations.iter().flatten() {
+        if key.starts_with(crate::annotations::PREFIX) {
+            out.findings.push(finding(
+                Verdict::Same,
+                key,
+                "Gatehouse's own annotation; carried into the ApiRoute where it has a field",
+            ));
+        }
+    }
+    if parsed.blocked() {
+        return out;
+    }
+    let settings = &parsed.settings;
+    if settings.canary.is_some() {
+        out.findings.push(finding(Verdict::Same, "spec", "a canary: its paths become header, cookie and weighted rules of the main Ingress's ApiRoute"));
+        return out;
+    }
+    let Some(spec) = &ingress.spec else {
+        return out;
+    };
+    let template = settings.rule_template();
+    let protocol = settings.backend_protocol;
+    let backend_ref = |b: &IngressBackend,
+                       out: &mut Migration,
+                       weight: Option<i32>|
+     -> Option<BackendRef> {
+        let svc = b.service.as_ref()?;
+        let port = svc.port.as_ref()?;
+        let number = port.number.or_else(|| {
+            let wanted = port.name.as_deref()?;
+            services
+                .iter()
+                .find(|s| {
+                    s.metadata.namespace.as_deref() == Some(ns.as_str())
+                        && s.metadata.name.as_deref() == Some(svc.name.as_str())
+                })
+                .and_then(|s| s.spec.as_ref())
+                .and_then(|s| s.ports.as_ref())
+                .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some(wanted)))
+                .map(|p| p.port)
+        });
+        let Some(number) = number else {
+            out.findings.push(finding(Verdict::Unsupported, "spec", format!("Service {}: port {:?} is named and the Service is not among the manifests; an ApiRoute names ports by number", svc.name, port.name.as_deref().unwrap_or_default())));
+            return None;
+        };
+        Some(BackendRef {
+            name: svc.name.clone(),
+            port: number,
+            weight,
+            protocol,
+        })
+    };
+
+    // One ApiRoute per host, in the order the rules name them.
+    let mut by_host: Vec<(Option<String>, Vec<RouteRule>)> = Vec::new();
+    for rule in spec.rules.iter().flatten() {
+        let host = rule.host.clone().map(|h| h.to_ascii_lowercase());
+        let index = match by_host.iter().position(|(h, _)| *h == host) {
+            Some(i) => i,
+            None => {
+                by_host.push((host.clone(), Vec::new()));
+                by_host.len() - 1
+            }
+        };
+        for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
+            let written = path.path.clone().unwrap_or_else(|| "/".into());
+            let path_match = if settings.use_regex {
+                PathMatch {
+                    type_: PathMatchType::RegularExpression,
+                    value: nginx::Settings::path_regex(&written),
+                }
+            } else if path.path_type == "Exact" {
+                PathMatch {
+                    type_: PathMatchType::Exact,
+                    value: written.clone(),
+                }
+            } else {
+                PathMatch {
+                    type_: PathMatchType::PathPrefix,
+                    value: written.clone(),
+                }
+            };
+            let mut base = template.clone();
+            base.filters = settings.filters();
+            if base.filters.is_empty() {
+                base.filters.extend(settings.rewrite_for(&written));
+            }
+            let matches = |headers: Vec<HeaderMatch>| {
+                vec![RouteMatch {
+                    path: Some(path_match.clone()),
+                    headers,
+                    ..RouteMatch::default()
+                }]
+            };
+            let main = if settings.redirect.is_some() {
+                None
+            } else {
+                backend_ref(&path.backend, &mut out, None)
+            };
+            if settings.redirect.is_none() && main.is_none() {
+                continue;
+            }
+            let rules = &mut by_host[index].1;
+            let canary = canaries.get(&(
+                ns.clone(),
+                host.clone().unwrap_or_default(),
+                written.clone(),
+            ));
+            let canary_ref = canary.and_then(|(_, _, b)| backend_ref(b, &mut out, None));
+            if let (Some((canary_name, c, _)), Some(canary_ref), Some(main)) =
+                (canary, canary_ref, main.clone())
+            {
+                out.findings.push(finding(Verdict::Same, "spec", format!("path {written:?} takes the canary Ingress {ns}/{canary_name} as extra rules")));
+                let header = |name: &str, type_: StringMatchType, value: &str| HeaderMatch {
+                    type_,
+                    name: name.to_owned(),
+                    value: Some(value.to_owned()),
+                };
+                let mut add = |headers: Vec<HeaderMatch>, backend: &BackendRef| {
+                    let mut r = base.clone();
+                    r.matches = matches(headers);
+                    r.backends = vec![backend.clone()];
+                    rules.push(r);
+                };
+                if let Some(h) = &c.header {
+                    if let Some(v) = &c.header_value {
+                        add(vec![header(h, StringMatchType::Exact, v)], &canary_ref);
+                    } else if let Some(p) = &c.header_pattern {
+                        add(
+                            vec![header(h, StringMatchType::RegularExpression, p)],
+                            &canary_ref,
+                        );
+                    } else {
+                        add(
+                            vec![header(h, StringMatchType::Exact, "always")],
+                            &canary_ref,
+                        );
+                        add(vec![header(h, StringMatchType::Exact, "never")], &main);
+                    }
+                }
+                if let Some(cookie) = &c.cookie {
+                    add(
+                        vec![header(
+                            "Cookie",
+                            StringMatchType::RegularExpression,
+                            &crate::ingress::cookie_pattern(cookie, "always"),
+                        )],
+                        &canary_ref,
+                    );
+                    add(
+                        vec![header(
+                            "Cookie",
+                            StringMatchType::RegularExpression,
+                            &crate::ingress::cookie_pattern(cookie, "never"),
+                        )],
+                        &main,
+                    );
+                }
+                let total = c.weight_total.max(1);
+                let weight = c.weight.min(total);
+                let mut r = base.clone();
+                r.matches = matches(Vec::new());
+                r.backends = vec![
+                    BackendRef {
+                        weight: Some(i32::try_from(total - weight).unwrap_or(i32::MAX)),
+                        ..main
+                    },
+                    BackendRef {
+                        weight: Some(i32::try_from(weight).unwrap_or(i32::MAX)),
+                        ..canary_ref
+                    },
+                ];
+                rules.push(r);
+                continue;
+            }
+            let mut r = base;
+            r.matches = matches(Vec::new());
+            r.backends = main.into_iter().collect();
+            rules.push(r);
+        }
+    }
+    if let Some(default) = &spec.default_backend
+        && let Some(b) = backend_ref(default, &mut out, None)
+    {
+        out.findings.push(finding(Verdict::Differs, "spec.defaultBackend", "becomes a PathPrefix / rule: it takes what no more specific rule of the host takes, but competes with other routes' / rules by age"));
+        let mut r = template;
+        r.matches = vec![RouteMatch {
+            path: Some(PathMatch {
+                type_: PathMatchType::PathPrefix,
+                value: "/".into(),
+            }),
+            ..RouteMatch::default()
+        }];
+        r.backends = vec![b];
+        let hosts: Vec<Option<String>> = if by_host.is_empty() {
+            vec![None]
+        } else {
+            by_host.iter().map(|(h, _)| h.clone()).collect()
+        };
+        for h in hosts {
+            match by_host.iter_mut().find(|(x, _)| *x == h) {
+                Some((_, rules)) => rules.push(r.clone()),
+                None => by_host.push((h, vec![r.clone()])),
+            }
+        }
+    }
+    if let Some(root) = &settings.app_root {
+        let redirect = api::RouteFilter {
+            type_: api::FilterType::RequestRedirect,
+            request_header_modifier: None,
+            response_header_modifier: None,
+            url_rewrite: None,
+            direct_response: None,
+            request_mirror: None,
+            request_redirect: Some(api::RequestRedirect {
+                path: Some(api::PathModifier {
+                    type_: api::PathModifierType::ReplaceFullPath,
+                    replace_full_path: Some(root.clone()),
+                    replace_prefix_match: None,
+                    regex: None,
+                    replacement: None,
+                }),
+                status_code: Some(302),
+                ..api::RequestRedirect::default()
+            }),
+        };
+        for (_, rules) in &mut by_host {
+            rules.insert(
+                0,
+                RouteRule {
+                    name: Some("app-root".into()),
+                    matches: vec![RouteMatch {
+                        path: Some(PathMatch {
+                            type_: PathMatchType::Exact,
+                            value: "/".into(),
+                        }),
+                        ..RouteMatch::default()
+                    }],
+                    filters: vec![redirect.clone()],
+                    ..RouteRule::default()
+                },
+            );
+        }
+    }
+
+    let tls_secret = |host: &str| -> Option<Option<String>> {
+        spec.tls.iter().flatten().find_map(|t| {
+            let listed = t.hosts.as_ref().is_none_or(Vec::is_empty)
+                || t.hosts
+                    .iter()
+                    .flatten()
+                    .any(|h| h.eq_ignore_ascii_case(host));
+            listed.then(|| t.secret_name.clone().filter(|s| !s.is_empty()))
+        })
+    };
+    let redirect = settings
+        .ssl_redirect
+        .or(settings.force_ssl_redirect.then_some(true));
+    let many = by_host.len() > 1;
+    for (i, (host, rules)) in by_host.into_iter().enumerate() {
+        let route_name = if many {
+            format!("{name}-{i}")
+        } else {
+            name.clone()
+        };
+        let tls = host.as_deref().and_then(|h| {
+            let secret = tls_secret(h);
+            (secret.is_some() || settings.force_ssl_redirect).then(|| RouteTls {
+                certificate_ref: secret.flatten().map(|name| SecretRef { name }),
+                https_redirect: redirect,
+                ..RouteTls::default()
+            })
+        });
+        let mut annotations = BTreeMap::new();
+        annotations.insert(
+            "gatehouse.dev/migrated-from".to_owned(),
+            format!("Ingress {ns}/{name}"),
+        );
+        out.api_routes.push(ApiRoute {
+            metadata: ObjectMeta {
+                name: Some(route_name),
+                namespace: Some(ns.clone()),
+                annotations: Some(annotations),
+                ..ObjectMeta::default()
+            },
+            spec: ApiRouteSpec {
+                ingress_class_name: Some(class.to_owned()),
+                hostnames: host.into_iter().collect(),
+                rules,
+                tls,
+            },
+            status: None,
+        });
+    }
+
+    let mut limits = Vec::new();
+    for (which, requests, per) in [
+        ("rps", settings.limit_rps, "1s"),
+        ("rpm", settings.limit_rpm, "1m"),
+    ] {
+        if let Some(requests) = requests {
+            limits.push(RateLimit {
+                name: format!("limit-{which}"),
+                key: RateLimitKey {
+                    type_: RateLimitKeyType::ClientIp,
+                    name: None,
+                },
+                rate: Rate {
+                    requests: i32::try_from(requests).unwrap_or(i32::MAX),
+                    per: per.into(),
+                },
+                burst: Some(
+                    i32::try_from(requests.saturating_mul(settings.burst_multiplier))
+                        .unwrap_or(i32::MAX),
+                ),
+                scope: Some(RateLimitScope::Local),
+            });
+        }
+    }
+    if !limits.is_empty() {
+        out.rate_limit_policy = Some(RateLimitPolicy {
+            metadata: ObjectMeta {
+                name: Some(format!("{name}-limits")),
+                namespace: Some(ns.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: RateLimitPolicySpec {
+                target_refs: out
+                    .api_routes
+                    .iter()
+                    .map(|r| PolicyTargetRef {
+                        kind: TargetKind::ApiRoute,
+                        name: r.metadata.name.clone().unwrap_or_default(),
+                        rule: None,
+                    })
+                    .collect(),
+                limits,
+                failure_mode: Some(FailureMode::Open),
+                response_headers: None,
+            },
+            status: None,
+        });
+    }
+    out
+}
+
+/// The emitted manifests of one migration as YAML documents.
+pub fn manifests_yaml(m: &Migration) -> Result<String, String> {
+    let mut out = String::new();
+    for route in &m.api_routes {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(route).map_err(|e| e.to_string())?);
+    }
+    if let Some(policy) = &m.rate_limit_policy {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(policy).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,1194 @@
+//! ingress-nginx compatibility: the commonly used
+//! `nginx.ingress.kubernetes.io/*` annotations, parsed and validated into
+//! the same typed settings an ApiRoute rule carries.
+//!
+//! Nothing here is pasted into configuration text: every value is parsed
+//! into a typed setting or refused with a finding that names the
+//! annotation and says why. The translator (with `--nginx-compat`) serves
+//! the settings on the Ingress's own routes; `gatehouse migrate` reports
+//! the findings and writes the settings out as ApiRoute and
+//! RateLimitPolicy manifests. `docs/migration.md` lists each annotation
+//! beside the ingress-nginx behaviour it reproduces.
+
+use std::collections::BTreeMap;
+
+use api::{
+    AccessControl, Authentication, BackendProtocol, BasicAuth, ConsistentHash, Cors, ExternalAuth,
+    LoadBalancer, LoadBalancerPolicy, RequestLimits, RouteRule, RouteTimeouts, SecretRef,
+    SessionAffinity,
+};
+use serde::Serialize;
+
+/// The annotation prefix of ingress-nginx.
+pub const PREFIX: &str = "nginx.ingress.kubernetes.io/";
+
+/// How one annotation fares in Gatehouse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Verdict {
+    /// Mapped; behaves as in ingress-nginx.
+    Same,
+    /// Mapped, with a documented difference.
+    Differs,
+    /// Known, not implemented: the Ingress is served without it.
+    Unsupported,
+    /// Known, not implemented, and it guards access: serving without it
+    /// would open what it closes, so the Ingress is not served.
+    Refused,
+    /// The value does not parse: the Ingress is not served.
+    Malformed,
+    /// Not an ingress-nginx annotation Gatehouse knows.
+    Unknown,
+}
+
+impl Verdict {
+    /// Whether the Ingress cannot be served with this finding.
+    pub fn blocks(self) -> bool {
+        matches!(self, Self::Refused | Self::Malformed)
+    }
+}
+
+/// What was found about one annotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The full annotation name.
+    pub annotation: String,
+    /// How it fares.
+    pub verdict: Verdict,
+    /// What Gatehouse does with it, or why not.
+    pub message: String,
+}
+
+/// Canary routing of an Ingress marked `canary: "true"`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Canary {
+    /// Share of requests, out of `weight_total`.
+    pub weight: u32,
+    /// Denominator of `weight` (default 100).
+    pub weight_total: u32,
+    /// Request header that picks the canary (`always`) or not (`never`).
+    pub header: Option<String>,
+    /// Exact header value that picks the canary, instead of `always`.
+    pub header_value: Option<String>,
+    /// Regular expression on the header value that picks the canary.
+    pub header_pattern: Option<String>,
+    /// Cookie that picks the canary (`always`) or not (`never`).
+    pub cookie: Option<String>,
+}
+
+/// An HTTP redirect answered instead of proxying.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlRedirect {
+    /// Scheme of the target.
+    pub https: bool,
+    /// Host of the target; `None`: the request's.
+    pub host: Option<String>,
+    /// Port of the target.
+    pub port: Option<u16>,
+    /// Path of the target; `None`: the request's (for `$request_uri`).
+    pub path: Option<String>,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
+
+/// The typed settings of one Ingress's ingress-nginx annotations.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Paths are case-insensitive regular expressions anchored at the
+    /// start (implied by `rewrite-target`).
+    pub use_regex: bool,
+    /// nginx `rewrite` replacement (`$1`…`$9` are path captures).
+    pub rewrite_target: Option<String>,
+    /// Redirect HTTP to HTTPS for the Ingress's TLS hosts.
+    pub ssl_redirect: Option<bool>,
+    /// Redirect HTTP to HTTPS for every host of the Ingress.
+    pub force_ssl_redirect: bool,
+    /// How the backends are spoken to.
+    pub backend_protocol: Option<BackendProtocol>,
+    /// Largest request body; `Some(0)`: no limit.
+    pub max_body_bytes: Option<u64>,
+    /// Time for a backend to start answering, seconds.
+    pub read_timeout: Option<u32>,
+    /// Requests per second per client address.
+    pub limit_rps: Option<u32>,
+    /// Requests per minute per client address.
+    pub limit_rpm: Option<u32>,
+    /// Burst as a multiple of the rate (default 5).
+    pub burst_multiplier: u32,
+    /// Addresses allowed (CIDRs).
+    pub allow: Vec<String>,
+    /// Addresses denied (CIDRs).
+    pub deny: Vec<String>,
+    /// CORS.
+    pub cors: Option<Cors>,
+    /// Basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+    /// External authentication.
+    pub external_auth: Option<ExternalAuth>,
+    /// This Ingress is a canary of another with the same host and path.
+    pub canary: Option<Canary>,
+    /// Cookie session affinity.
+    pub affinity: Option<SessionAffinity>,
+    /// Consistent hashing key.
+    pub hash_by: Option<ConsistentHash>,
+    /// Load-balancing policy.
+    pub load_balance: Option<LoadBalancerPolicy>,
+    /// Redirect every request instead of proxying.
+    pub redirect: Option<UrlRedirect>,
+    /// Redirect `/` to this path.
+    pub app_root: Option<String>,
+}
+
+/// Every annotation read from one Ingress, with its findings.
+#[derive(Clone, Debug, Default)]
+pub struct Parsed {
+    /// The typed settings (meaningful only when no finding blocks).
+    pub settings: Settings,
+    /// One finding per `nginx.ingress.kubernetes.io/` annotation, in
+    /// annotation order.
+    pub findings: Vec<Finding>,
+}
+
+impl Parsed {
+    /// Whether any finding keeps the Ingress from being served.
+    pub fn blocked(&self) -> bool {
+        self.findings.iter().any(|f| f.verdict.blocks())
+    }
+}
+
+/// Annotations known to be about nginx's own buffering or logging: they
+/// have no counterpart because Gatehouse streams and logs by itself.
+const NO_EFFECT: &[(&str, &str)] = &[
+    (
+        "proxy-buffering",
+        "Gatehouse streams responses; there is no buffering to switch",
+    ),
+    (
+        "proxy-buffer-size",
+        "Gatehouse streams responses; there are no proxy buffers",
+    ),
+    (
+        "proxy-buffers-number",
+        "Gatehouse streams responses; there are no proxy buffers",
+    ),
+    (
+        "proxy-max-temp-file-size",
+        "Gatehouse never spools responses to disk",
+    ),
+    (
+        "proxy-request-buffering",
+        "Gatehouse streams request bodies (except where a body match or validation needs them)",
+    ),
+    (
+        "client-body-buffer-size",
+        "Gatehouse never spools request bodies to disk",
+    ),
+    (
+        "proxy-http-version",
+        "Gatehouse speaks HTTP/1.1 to HTTP backends (backend-protocol chooses others)",
+    ),
+    (
+        "enable-access-log",
+        "access logging is set for the whole gateway (--access-log)",
+    ),
+    (
+        "proxy-next-upstream",
+        "retries are configured on ApiRoutes (spec.rules[].retry)",
+    ),
+    (
+        "proxy-next-upstream-tries",
+        "retries are configured on ApiRoutes (spec.rules[].retry)",
+    ),
+    (
+        "proxy-next-upstream-timeout",
+        "retries are configured on ApiRoutes (spec.rules[].retry)",
+    ),
+    (
+        "service-upstream",
+        "Gatehouse balances over the Service's endpoints itself",
+    ),
+];
+
+/// Known annotations Gatehouse does not implement; the Ingress is served
+/// without them.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "configuration-snippet",
+        "raw nginx configuration is never executed",
+    ),
+    (
+        "server-snippet",
+        "raw nginx configuration is never executed",
+    ),
+    (
+        "stream-snippet",
+        "raw nginx configuration is never executed",
+    ),
+    (
+        "modsecurity-snippet",
+        "raw nginx configuration is never executed",
+    ),
+    (
+        "enable-modsecurity",
+        "no web application firewall is built in",
+    ),
+    (
+        "enable-owasp-core-rules",
+        "no web application firewall is built in",
+    ),
+    (
+        "limit-connections",
+        "concurrent-connection limits per client are not implemented; use limit-rps",
+    ),
+    (
+        "limit-rate",
+        "response bandwidth limits are not implemented",
+    ),
+    (
+        "limit-rate-after",
+        "response bandwidth limits are not implemented",
+    ),
+    (
+        "limit-whitelist",
+        "rate-limit exemptions by address are not implemented",
+    ),
+    (
+        "limit-allowlist",
+        "rate-limit exemptions by address are not implemented",
+    ),
+    (
+        "server-alias",
+        "list the extra hosts as rules of the Ingress",
+    ),
+    (
+        "upstream-vhost",
+        "set the upstream Host with an ApiRoute URLRewrite filter",
+    ),
+    (
+        "x-forwarded-prefix",
+        "set the header with an ApiRoute RequestHeaderModifier filter",
+    ),
+    (
+        "custom-http-errors",
+        "custom error pages are not implemented",
+    ),
+    ("default-backend", "use spec.defaultBackend of the Ingress"),
+    ("mirror-target", "use an ApiRoute RequestMirror filter"),
+    ("mirror-uri", "use an ApiRoute RequestMirror filter"),
+    (
+        "enable-opentelemetry",
+        "tracing is set for the whole gateway (--otlp-endpoint)",
+    ),
+    (
+        "session-cookie-samesite",
+        "the affinity cookie is always SameSite=Lax",
+    ),
+    (
+        "session-cookie-secure",
+        "the affinity cookie is Secure on HTTPS requests",
+    ),
+    (
+        "session-cookie-change-on-failure",
+        "an affinity cookie for a failed endpoint is always re-issued",
+    ),
+    (
+        "auth-signin",
+        "no sign-in redirect: the auth service's own answer goes to the client",
+    ),
+    ("auth-cache-key", "external auth answers are not cached"),
+    (
+        "auth-cache-duration",
+        "external auth answers are not cached",
+    ),
+    (
+        "auth-request-redirect",
+        "the auth service receives X-Forwarded-Uri instead",
+    ),
+    (
+        "auth-keepalive",
+        "connections to the auth service are always kept alive",
+    ),
+];
+
+/// Known annotations that guard access and are not implemented: serving
+/// the Ingress without them would open what they close.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "auth-snippet",
+        "raw nginx configuration is never executed, and it guards access",
+    ),
+    (
+        "auth-tls-secret",
+        "client certificates are verified per host by ApiRoute spec.tls.clientValidation",
+    ),
+    (
+        "auth-tls-verify-client",
+        "client certificates are verified per host by ApiRoute spec.tls.clientValidation",
+    ),
+    (
+        "auth-tls-verify-depth",
+        "client certificates are verified per host by ApiRoute spec.tls.clientValidation",
+    ),
+    (
+        "auth-tls-pass-certificate-to-upstream",
+        "client certificates are verified per host by ApiRoute spec.tls.clientValidation",
+    ),
+    (
+        "satisfy",
+        "Gatehouse requires every configured check to pass",
+    ),
+    (
+        "global-rate-limit",
+        "use a RateLimitPolicy with scope Global",
+    ),
+    (
+        "global-rate-limit-window",
+        "use a RateLimitPolicy with scope Global",
+    ),
+];
+
+/// Reads the `nginx.ingress.kubernetes.io/` annotations of one Ingress.
+/// `namespace` is the Ingress's, for Secret references.
+pub fn parse(annotations: Option<&BTreeMap<String, String>>, namespace: &str) -> Parsed {
+    let mut p = Parser {
+        all: annotations,
+        namespace,
+        out: Parsed::default(),
+    };
+    p.out.settings.burst_multiplier = 5;
+    let Some(all) = annotations else {
+        return p.out;
+    };
+    let mut cors = false;
+    for (key, value) in all.range(PREFIX.to_owned()..) {
+        let Some(name) = key.strip_prefix(PREFIX) else {
+            break;
+        };
+        if name == "enable-cors" {
+            cors = p.boolean(key, value) == Some(true);
+        }
+        p.one(key, name, value.trim());
+    }
+    if cors {
+        p.out.settings.cors = Some(p.cors());
+    }
+    p.check_combinations();
+    p.out
+}
+
+struct Parser<'a> {
+    all: Option<&'a BTreeMap<String, String>>,
+    namespace: &'a str,
+    out: Parsed,
+}
+
+impl Parser<'_> {
+    fn note(&mut self, key: &str, verdict: Verdict, message: impl Into<String>) {
+        self.out.findings.push(Finding {
+            annotation: key.to_owned(),
+            verdict,
+            message: message.into(),
+        });
+    }
+
+    fn same(&mut self, key: &str, message: impl Into<String>) {
+        self.note(key, Verdict::Same, message);
+    }
+
+    fn malformed(&mut self, key: &str, message: impl Into<String>) {
+        self.note(key, Verdict::Malformed, message);
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.all?.get(&format!("{PREFIX}{name}")).map(|v| v.trim())
+    }
+
+    fn boolean(&self, _key: &str, value: &str) -> Option<bool> {
+        match value.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+
+    fn flag(&mut self, key: &str, value: &str) -> Option<bool> {
+        let b = self.boolean(key, value);
+        if b.is_none() {
+            self.malformed(
+                key,
+                format!("{value:?} is not a boolean: use \"true\" or \"false\""),
+            );
+        }
+        b
+    }
+
+    fn count(&mut self, key: &str, value: &str, min: u32, max: u32) -> Option<u32> {
+        match value.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.malformed(
+                    key,
+                    format!("{value:?} is not a whole number from {min} to {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn cidrs(&mut self, key: &str, value: &str) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        for part in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if part.parse::<snapshot::Cidr>().is_err() {
+                self.malformed(key, format!("{part:?} is not an IP address or CIDR"));
+                return None;
+            }
+            out.push(part.to_owned());
+        }
+        if out.is_empty() {
+            self.malformed(key, "lists no address");
+            return None;
+        }
+        Some(out)
+    }
+
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per annotation, read top to bottom"
+    )]
+    fn one(&mut self, key: &str, name: &str, value: &str) {
+        let s = &mut self.out.settings;
+        match name {
+            "use-regex" => {
+                if let Some(b) = self.flag(key, value) {
+                    self.out.settings.use_regex |= b;
+                    self.note(key, Verdict::Differs, "paths of this Ingress are case-insensitive regular expressions anchored at the start (ingress-nginx applies it to every Ingress of the host)");
+                }
+            }
+            "rewrite-target" => {
+                if value.is_empty() || !(value.starts_with('/') || value.starts_with('$')) {
+                    self.malformed(key, format!("{value:?} is not a path (it must start with '/' or a capture such as $1)"));
+                } else if value.contains(['?', '#']) {
+                    self.malformed(key, format!("{value:?}: a query or fragment in the target is not supported"));
+                } else {
+                    s.rewrite_target = Some(value.to_owned());
+                    s.use_regex = true;
+                    self.same(key, "the whole path is replaced when the path regex matches; $1..$9 are its captures; the query is kept");
+                }
+            }
+            "ssl-redirect" => {
+                if let Some(b) = self.flag(key, value) {
+                    self.out.settings.ssl_redirect = Some(b);
+                    self.note(key, Verdict::Same, "HTTP requests for the TLS hosts are redirected to HTTPS with 308");
+                }
+            }
+            "force-ssl-redirect" => {
+                if let Some(b) = self.flag(key, value) {
+                    self.out.settings.force_ssl_redirect = b;
+                    self.note(key, Verdict::Differs, "every host of the Ingress is redirected to HTTPS and served there with the default certificate unless spec.tls names one; X-Forwarded-Proto from a load balancer is not consulted");
+                }
+            }
+            "backend-protocol" => match value.to_ascii_uppercase().as_str() {
+                "HTTP" => self.protocol(key, BackendProtocol::HTTP),
+                "HTTPS" => self.protocol(key, BackendProtocol::HTTPS),
+                "GRPC" => self.protocol(key, BackendProtocol::GRPC),
+                "GRPCS" => self.protocol(key, BackendProtocol::GRPCS),
+                "H2C" => self.protocol(key, BackendProtocol::H2C),
+                "AUTO_HTTP" | "FCGI" => self.note(key, Verdict::Refused, format!("{value} backends are not supported; the Ingress is not served")),
+                _ => self.malformed(key, format!("{value:?} is not a backend protocol: use HTTP, HTTPS, GRPC, GRPCS or H2C")),
+            },
+            "proxy-body-size" => match parse_size(value) {
+                Some(n) => {
+                    s.max_body_bytes = Some(n);
+                    self.same(key, if n == 0 { "no limit on the request body".to_owned() } else { format!("bodies over {n} bytes are refused with 413") });
+                }
+                None => self.malformed(key, format!("{value:?} is not a size: use a number of bytes with an optional k, m or g suffix")),
+            },
+            "proxy-connect-timeout" | "proxy-send-timeout" => {
+                if self.seconds(key, value).is_some() {
+                    let what = if name == "proxy-connect-timeout" { "connections to backends time out after 2 s, a gateway-wide setting" } else { "sending to a backend is bounded by the request timeout instead" };
+                    self.note(key, Verdict::Differs, what);
+                }
+            }
+            "proxy-read-timeout" => {
+                if let Some(n) = self.seconds(key, value) {
+                    self.out.settings.read_timeout = Some(n);
+                    self.note(key, Verdict::Differs, format!("a backend must start its response within {n} s (504 otherwise); nginx also bounds each pause while the body streams"));
+                }
+            }
+            "limit-rps" | "limit-rpm" => {
+                if let Some(n) = self.count(key, value, 1, 1_000_000) {
+                    if name == "limit-rps" {
+                        self.out.settings.limit_rps = Some(n);
+                    } else {
+                        self.out.settings.limit_rpm = Some(n);
+                    }
+                    self.note(key, Verdict::Differs, "per client address, with nginx's limit_req burst semantics (burst = rate x limit-burst-multiplier, nodelay); rejections are 429 with Retry-After, where ingress-nginx answers 503 by default");
+                }
+            }
+            "limit-burst-multiplier" => {
+                if let Some(n) = self.count(key, value, 1, 1000) {
+                    self.out.settings.burst_multiplier = n;
+                    self.same(key, "burst = rate x multiplier");
+                }
+            }
+            "whitelist-source-range" | "allowlist-source-range" => {
+                if let Some(list) = self.cidrs(key, value) {
+                    self.out.settings.allow.extend(list);
+                    self.same(key, "other client addresses are refused with 403");
+                }
+            }
+            "denylist-source-range" => {
+                if let Some(list) = self.cidrs(key, value) {
+                    self.out.settings.deny.extend(list);
+                    self.same(key, "these client addresses are refused with 403");
+                }
+            }
+            "enable-cors" => {
+                if self.boolean(key, value).is_none() {
+                    self.malformed(key, format!("{value:?} is not a boolean: use \"true\" or \"false\""));
+                } else {
+                    self.note(key, Verdict::Same, "preflights are answered by the gateway; the cors-* annotations and their ingress-nginx defaults apply");
+                }
+            }
+            "cors-allow-origin" | "cors-allow-methods" | "cors-allow-headers"
+            | "cors-expose-headers" | "cors-allow-credentials" | "cors-max-age" => {
+                let ok = match name {
+                    "cors-allow-credentials" => self.boolean(key, value).is_some(),
+                    "cors-max-age" => value.parse::<u32>().is_ok(),
+                    "cors-allow-origin" => value.split(',').map(str::trim).all(|o| o == "*" || o.starts_with("http://") || o.starts_with("https://")),
+                    _ => value.split(',').map(str::trim).all(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
+                };
+                if !ok {
+                    self.malformed(key, format!("{value:?} is not a valid value"));
+                } else if self.get("enable-cors") == Some("true") {
+                    self.same(key, "applied with enable-cors");
+                } else {
+                    self.note(key, Verdict::Differs, "ignored: enable-cors is not \"true\" (as in ingress-nginx)");
+                }
+            }
+            "auth-type" => match value {
+                "basic" => {
+                    if self.get("auth-secret").is_none() {
+                        self.malformed(key, "auth-type basic needs auth-secret");
+                    } else {
+                        self.same(key, "401 with WWW-Authenticate: Basic unless the credentials match the htpasswd file (bcrypt entries only)");
+                    }
+                }
+                "digest" => self.note(key, Verdict::Refused, "digest authentication is not supported; the Ingress is not served"),
+                _ => self.malformed(key, format!("{value:?} is not an auth type: use basic")),
+            },
+            "auth-secret" => {
+                let secret = match value.split_once('/') {
+                    None => Some(value),
+                    Some((ns, name)) if ns == self.namespace => Some(name),
+                    Some(_) => None,
+                };
+                match secret {
+                    Some(name) if !name.is_empty() => {
+                        if self.get("auth-type") == Some("basic") {
+                            let realm = self.get("auth-realm").map(str::to_owned);
+                            self.out.settings.basic_auth = Some(BasicAuth {
+                                secret_ref: SecretRef { name: name.to_owned() },
+                                realm,
+                                forward_user_header: None,
+                            });
+                            self.same(key, "the Secret's `auth` key is an htpasswd file");
+                        } else {
+                            self.note(key, Verdict::Differs, "ignored: auth-type is not basic");
+                        }
+                    }
+                    _ => self.malformed(key, format!("{value:?}: the Secret must be in the Ingress's namespace {}", self.namespace)),
+                }
+            }
+            "auth-secret-type" => match value {
+                "auth-file" => self.same(key, "the Secret's `auth` key is an htpasswd file"),
+                _ => self.note(key, Verdict::Refused, format!("{value:?} Secrets are not supported (use auth-file: one `auth` key with htpasswd lines); the Ingress is not served")),
+            },
+            "auth-realm" => self.same(key, "the realm of WWW-Authenticate"),
+            "auth-url" => {
+                if (value.starts_with("http://") || value.starts_with("https://"))
+                    && value.parse::<http::Uri>().is_ok()
+                    && !value.contains('$')
+                {
+                    let upstream_headers = self
+                        .get("auth-response-headers")
+                        .map(|v| v.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
+                        .unwrap_or_default();
+                    self.out.settings.external_auth = Some(ExternalAuth {
+                        url: value.to_owned(),
+                        request_headers: Vec::new(),
+                        upstream_headers,
+                        timeout: None,
+                    });
+                    self.note(key, Verdict::Differs, "a 2xx answer lets the request through; any other answer goes back to the client. The service receives Authorization and Cookie (not every header) and X-Forwarded-Uri/-Method/-Host");
+                } else {
+                    self.malformed(key, format!("{value:?} is not an http:// or https:// URL without nginx variables"));
+                }
+            }
+            "auth-response-headers" => {
+                if value.split(',').map(str::trim).all(|h| http::HeaderName::try_from(h).is_ok()) {
+                    self.same(key, "copied from the auth service's 2xx answer into the upstream request");
+                } else {
+                    self.malformed(key, format!("{value:?} is not a list of header names"));
+                }
+            }
+            "auth-method" => {
+                if value.eq_ignore_ascii_case("GET") {
+                    self.same(key, "the auth service is asked with GET");
+                } else {
+                    self.note(key, Verdict::Differs, "the auth service is always asked with GET");
+                }
+            }
+            "canary" => {
+                if let Some(b) = self.flag(key, value) {
+                    if b {
+                        self.out.settings.canary = Some(self.canary());
+                    }
+                    self.same(key, "merged into the Ingress that serves the same host and path");
+                }
+            }
+            "canary-weight" | "canary-weight-total" => {
+                let (min, max) = if name == "canary-weight" { (0, 1_000_000) } else { (1, 1_000_000) };
+                if self.count(key, value, min, max).is_some() {
+                    self.same(key, "share of requests sent to the canary");
+                }
+            }
+            "canary-by-header" | "canary-by-header-value" | "canary-by-cookie" => {
+                let valid = match name {
+                    "canary-by-header-value" => http::HeaderValue::from_str(value).is_ok() && !value.is_empty(),
+                    "canary-by-cookie" => !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                    _ => http::HeaderName::try_from(value).is_ok(),
+                };
+                if valid {
+                    self.same(key, "takes precedence as in ingress-nginx: header, then cookie, then weight");
+                } else {
+                    self.malformed(key, format!("{value:?} is not valid here"));
+                }
+            }
+            "canary-by-header-pattern" => match snapshot::Pattern::new(value) {
+                Ok(_) => self.same(key, "the header value must match the regular expression as a whole (RE2 syntax)"),
+                Err(e) => self.malformed(key, e.to_string()),
+            },
+            "affinity" => match value {
+                "cookie" => {
+                    let name = self.get("session-cookie-name").unwrap_or("INGRESSCOOKIE").to_owned();
+                    let ttl = self
+                        .get("session-cookie-max-age")
+                        .or_else(|| self.get("session-cookie-expires"))
+                        .and_then(|v| v.parse::<u32>().ok())
+                        .map(|n| format!("{n}s"));
+                    self.out.settings.affinity = Some(SessionAffinity {
+                        cookie_name: Some(name),
+                        ttl,
+                    });
+                    self.note(key, Verdict::Differs, "a cookie pins each client to an endpoint; its value is Gatehouse's own, not nginx's hash");
+                }
+                _ => self.malformed(key, format!("{value:?} is not an affinity type: use cookie")),
+            },
+            "session-cookie-name" => {
+                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+                    self.same(key, "name of the affinity cookie");
+                } else {
+                    self.malformed(key, format!("{value:?} is not a cookie name"));
+                }
+            }
+            "session-cookie-max-age" | "session-cookie-expires" => {
+                if self.count(key, value, 1, u32::MAX).is_some() {
+                    self.same(key, "lifetime of the affinity cookie, seconds");
+                }
+            }
+            "session-cookie-path" | "affinity-mode" | "affinity-canary-behavior" => {
+                self.note(key, Verdict::Differs, "the affinity cookie's path is the route's; affinity is persistent");
+            }
+            "upstream-hash-by" => {
+                let hash = if value == "$remote_addr" || value == "$binary_remote_addr" {
+                    Some(ConsistentHash { source_ip: Some(true), ..ConsistentHash::default() })
+                } else if let Some(h) = value.strip_prefix("$http_") {
+                    Some(ConsistentHash { header: Some(h.replace('_', "-")), ..ConsistentHash::default() })
+                } else {
+                    value.strip_prefix("$cookie_").map(|c| ConsistentHash { cookie: Some(c.to_owned()), ..ConsistentHash::default() })
+                };
+                match hash {
+                    Some(h) if h.header.as_deref().is_none_or(|n| http::HeaderName::try_from(n).is_ok()) => {
+                        self.out.settings.hash_by = Some(h);
+                        self.note(key, Verdict::Differs, "consistent hashing on the same key; the ring is Gatehouse's, so keys map to different endpoints than under nginx");
+                    }
+                    _ => self.note(key, Verdict::Unsupported, format!("{value:?}: only $remote_addr, $http_<header> and $cookie_<name> can be hashed; round robin is used")),
+                }
+            }
+            "upstream-hash-by-subset" | "upstream-hash-by-subset-size" => {
+                self.note(key, Verdict::Unsupported, "subset hashing is not implemented");
+            }
+            "load-balance" => match value {
+                "round_robin" => self.lb(key, LoadBalancerPolicy::RoundRobin),
+                "ewma" => self.lb(key, LoadBalancerPolicy::PeakEwma),
+                _ => self.note(key, Verdict::Unsupported, format!("{value:?} is not supported (round_robin, ewma); round robin is used")),
+            },
+            "permanent-redirect" | "temporal-redirect" => {
+                let code_key = if name == "permanent-redirect" { "permanent-redirect-code" } else { "temporal-redirect-code" };
+                let default = if name == "permanent-redirect" { 301 } else { 302 };
+                let status = match self.get(code_key).map(str::parse::<u16>) {
+                    None => Some(default),
+                    Some(Ok(c)) if [301, 302, 303, 307, 308].contains(&c) => Some(c),
+                    Some(_) => None,
+                };
+                match (parse_redirect(value), status) {
+                    (Ok(mut r), Some(status)) => {
+                        r.status = status;
+                        self.out.settings.redirect = Some(r);
+                        self.note(key, Verdict::Differs, format!("every request is answered with {status} to this URL; the request's query string is kept (nginx drops it)"));
+                    }
+                    (Err(msg), _) => self.malformed(key, msg),
+                    (_, None) => self.malformed(key, format!("{code_key} must be 301, 302, 303, 307 or 308")),
+                }
+            }
+            "permanent-redirect-code" | "temporal-redirect-code" => {
+                if matches!(value.parse::<u16>(), Ok(301 | 302 | 303 | 307 | 308)) {
+                    self.same(key, "status of the redirect");
+                } else {
+                    self.malformed(key, format!("{value:?} is not 301, 302, 303, 307 or 308"));
+                }
+            }
+            "app-root" => {
+                if value.starts_with('/') && value.len() > 1 && crate::values::normalize_rule_path(value).is_ok() {
+                    self.out.settings.app_root = Some(value.to_owned());
+                    self.same(key, "requests for / are answered with 302 to this path");
+                } else {
+                    self.malformed(key, format!("{value:?} is not a path other than /"));
+                }
+            }
+            _ => {
+                if let Some((_, why)) = NO_EFFECT.iter().find(|(n, _)| *n == name) {
+                    self.note(key, Verdict::Differs, format!("no effect: {why}"));
+                } else if let Some((_, why)) = UNSUPPORTED.iter().find(|(n, _)| *n == name) {
+                    self.note(key, Verdict::Unsupported, format!("not applied: {why}"));
+                } else if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == name) {
+                    self.note(key, Verdict::Refused, format!("{why}; the Ingress is not served"));
+                } else if name.starts_with("auth-") {
+                    self.note(key, Verdict::Refused, "an authentication setting Gatehouse does not implement; the Ingress is not served");
+                } else {
+                    self.note(key, Verdict::Unknown, "not an annotation Gatehouse understands; ignored");
+                }
+            }
+        }
+    }
+
+    fn protocol(&mut self, key: &str, p: BackendProtocol) {
+        self.out.settings.backend_protocol = Some(p);
+        self.same(key, "backends are spoken to this way");
+    }
+
+    fn lb(&mut self, key: &str, p: LoadBalancerPolicy) {
+        self.out.settings.load_balance = Some(p);
+        self.same(key, "endpoint selection policy");
+    }
+
+    fn seconds(&mut self, key: &str, value: &str) -> Option<u32> {
+        let digits = value.strip_suffix('s').unwrap_or(value);
+        self.count(key, digits, 1, 86_400)
+    }
+
+    fn canary(&self) -> Canary {
+        Canary {
+            weight: self
+                .get("canary-weight")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            weight_total: self
+                .get("canary-weight-total")
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(100),
+            header: self.get("canary-by-header").map(str::to_owned),
+            header_value: self.get("canary-by-header-value").map(str::to_owned),
+            header_pattern: self.get("canary-by-header-pattern").map(str::to_owned),
+            cookie: self.get("canary-by-cookie").map(str::to_owned),
+        }
+    }
+
+    /// CORS with ingress-nginx's defaults for what is not set.
+    fn cors(&self) -> Cors {
+        let list = |name: &str, default: &str| -> Vec<String> {
+            self.get(name)
+                .unwrap_or(default)
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        Cors {
+            allow_origins: list("cors-allow-origin", "*"),
+            allow_methods: list(
+                "cors-allow-methods",
+                "GET, PUT, POST, DELETE, PATCH, OPTIONS",
+            ),
+            allow_headers: list(
+                "cors-allow-headers",
+                "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization",
+            ),
+            expose_headers: list("cors-expose-headers", ""),
+            allow_credentials: self.get("cors-allow-credentials") != Some("false"),
+            max_age_seconds: Some(
+                self.get("cors-max-age")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1_728_000),
+            ),
+        }
+    }
+
+    fn check_combinations(&mut self) {
+        if self.out.settings.redirect.is_some() && self.out.settings.rewrite_target.is_some() {
+            let key = format!("{PREFIX}rewrite-target");
+            self.note(
+                &key,
+                Verdict::Differs,
+                "no effect: the Ingress answers every request with a redirect",
+            );
+        }
+        if self
+            .out
+            .settings
+            .canary
+            .as_ref()
+            .is_some_and(|c| c.header.is_none() && c.header_value.is_some())
+        {
+            let key = format!("{PREFIX}canary-by-header-value");
+            self.note(&key, Verdict::Differs, "no effect without canary-by-header");
+        }
+    }
+}
+
+/// An nginx size: bytes, or a number with a `k`, `m` or `g` suffix (any
+/// case); `0` means no limit.
+pub fn parse_size(value: &str) -> Option<u64> {
+    let (digits, unit) = match value.as_bytes().last()? {
+        b'k' | b'K' => (&value[..value.len() - 1], 1u64 << 10),
+        b'm' | b'M' => (&value[..value.len() - 1], 1 << 20),
+        b'g' | b'G' => (&value[..value.len() - 1], 1 << 30),
+        _ => (value, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// A redirect target: an absolute `http(s)://` URL, optionally ending in
+/// `$request_uri` (the request's path and query follow the host).
+fn parse_redirect(value: &str) -> Result<UrlRedirect, String> {
+    let (base, keep_path) = match value.strip_suffix("$request_uri") {
+        Some(b) => (b, true),
+        None => (value, false),
+    };
+    if base.contains('$') {
+        return Err(format!(
+            "{value:?}: only $request_uri, at the end, is understood of nginx variables"
+        ));
+    }
+    let uri: http::Uri = base
+        .parse()
+        .map_err(|_| format!("{value:?} is not an absolute URL"))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("{value:?} is not an http:// or https:// URL")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{value:?} names no host"))?;
+    if uri.query().is_some() {
+        return Err(format!(
+            "{value:?}: a query in the redirect target is not supported"
+        ));
+    }
+    let path = uri.path();
+    if keep_path && !path.is_empty() && path != "/" {
+        return Err(format!(
+            "{value:?}: $request_uri must follow the host directly"
+        ));
+    }
+    Ok(UrlRedirect {
+        https,
+        host: Some(host.to_ascii_lowercase()),
+        port: uri.port_u16(),
+        path: if keep_path {
+            None
+        } else if path.is_empty() {
+            Some("/".to_owned())
+        } else {
+            Some(path.to_owned())
+        },
+        status: 301,
+    })
+}
+
+impl Settings {
+    /// The ApiRoute rule these settings amount to, without matches,
+    /// backends or filters (see [`Settings::filters`]).
+    pub fn rule_template(&self) -> RouteRule {
+        let mut rule = RouteRule::default();
+        if let Some(n) = self.read_timeout {
+            rule.timeouts = Some(RouteTimeouts {
+                request: Some(format!("{n}s")),
+                idle: None,
+                backend_request: Some(format!("{n}s")),
+            });
+        }
+        if self.affinity.is_some() || self.hash_by.is_some() || self.load_balance.is_some() {
+            rule.load_balancer = Some(LoadBalancer {
+                policy: if self.hash_by.is_some() {
+                    Some(LoadBalancerPolicy::ConsistentHash)
+                } else {
+                    self.load_balance
+                },
+                consistent_hash: self.hash_by.clone(),
+                session_affinity: self.affinity.clone(),
+            });
+        }
+        if let Some(n) = self.max_body_bytes {
+            rule.limits = Some(RequestLimits {
+                max_body_bytes: Some(if n == 0 {
+                    i64::MAX
+                } else {
+                    i64::try_from(n).unwrap_or(i64::MAX)
+                }),
+            });
+        }
+        if !self.allow.is_empty() || !self.deny.is_empty() {
+            rule.access = Some(AccessControl {
+                allow: self.allow.clone(),
+                deny: self.deny.clone(),
+            });
+        }
+        if self.basic_auth.is_some() || self.external_auth.is_some() {
+            rule.authentication = Some(Authentication {
+                basic: self.basic_auth.clone(),
+                external: self.external_auth.clone(),
+                ..Authentication::default()
+            });
+        }
+        rule.cors.clone_from(&self.cors);
+        rule
+    }
+
+    /// The rewrite or redirect filter of a path, written for an ApiRoute
+    /// rule whose match is `path` (already a regex when `use_regex`).
+    pub fn filters(&self) -> Vec<api::RouteFilter> {
+        use api::{FilterType, PathModifier, PathModifierType, RedirectScheme, RequestRedirect};
+        if let Some(r) = &self.redirect {
+            return vec![api::RouteFilter {
+                type_: FilterType::RequestRedirect,
+                request_header_modifier: None,
+                response_header_modifier: None,
+                url_rewrite: None,
+                direct_response: None,
+                request_mirror: None,
+                request_redirect: Some(RequestRedirect {
+                    scheme: Some(if r.https {
+                        RedirectScheme::Https
+                    } else {
+                        RedirectScheme::Http
+                    }),
+                    hostname: r.host.clone(),
+                    port: r.port.map(i32::from),
+                    path: r.path.as_ref().map(|p| PathModifier {
+                        type_: PathModifierType::ReplaceFullPath,
+                        replace_full_path: Some(p.clone()),
+                        replace_prefix_match: None,
+                        regex: None,
+                        replacement: None,
+                    }),
+                    status_code: Some(i32::from(r.status)),
+                }),
+            }];
+        }
+        Vec::new()
+    }
+
+    /// The regex-rewrite filter for one Ingress path (written as in the
+    /// Ingress), when `rewrite-target` is set.
+    pub fn rewrite_for(&self, ingress_path: &str) -> Option<api::RouteFilter> {
+        use api::{FilterType, PathModifier, PathModifierType, RouteFilter, UrlRewrite};
+        let target = self.rewrite_target.as_ref()?;
+        Some(RouteFilter {
+            type_: FilterType::UrlRewrite,
+            request_header_modifier: None,
+            response_header_modifier: None,
+            request_redirect: None,
+            direct_response: None,
+            request_mirror: None,
+            url_rewrite: Some(UrlRewrite {
+                hostname: None,
+                path: Some(PathModifier {
+                    type_: PathModifierType::ReplaceRegexMatch,
+                    replace_full_path: None,
+                    replace_prefix_match: None,
+                    regex: Some(format!("(?i){ingress_path}")),
+                    replacement: Some(target.clone()),
+                }),
+            }),
+        })
+    }
+
+    /// The path regex for one Ingress path under `use-regex`: nginx's
+    /// `location ~* "^<path>"`, as a whole-path pattern.
+    pub fn path_regex(ingress_path: &str) -> String {
+        format!("(?i:{ingress_path}).*")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("{PREFIX}{k}"), (*v).to_owned()))
+            .collect()
+    }
+
+    fn verdicts(p: &Parsed) -> Vec<(&str, Verdict)> {
+        p.findings
+            .iter()
+            .map(|f| (f.annotation.trim_start_matches(PREFIX), f.verdict))
+            .collect()
+    }
+
+    #[test]
+    fn sizes_parse_like_nginx() {
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("8m"), Some(8 << 20));
+        assert_eq!(parse_size("8M"), Some(8 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("8mb"), None);
+        assert_eq!(parse_size("m"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn rewrite_implies_regex_and_records_the_target() {
+        let a = annotations(&[("rewrite-target", "/$2")]);
+        let p = parse(Some(&a), "default");
+        assert!(p.settings.use_regex);
+        assert_eq!(p.settings.rewrite_target.as_deref(), Some("/$2"));
+        assert!(!p.blocked());
+    }
+
+    #[test]
+    fn malformed_values_block_and_name_the_annotation() {
+        let a = annotations(&[
+            ("proxy-body-size", "lots"),
+            ("limit-rps", "-3"),
+            ("whitelist-source-range", "10.0.0.0/8, not-an-ip"),
+            ("ssl-redirect", "yes"),
+        ]);
+        let p = parse(Some(&a), "default");
+        assert!(p.blocked());
+        assert_eq!(
+            verdicts(&p),
+            vec![
+                ("limit-rps", Verdict::Malformed),
+                ("proxy-body-size", Verdict::Malformed),
+                ("ssl-redirect", Verdict::Malformed),
+                ("whitelist-source-range", Verdict::Malformed),
+            ]
+        );
+        assert!(p.findings[3].message.contains("not-an-ip"));
+    }
+
+    #[test]
+    fn snippets_are_unsupported_and_unknown_names_reported() {
+        let a = annotations(&[
+            ("configuration-snippet", "more_set_headers \"X: y\";"),
+            ("frobnicate", "1"),
+            ("auth-tls-verify-client", "on"),
+        ]);
+        let p = parse(Some(&a), "default");
+        assert_eq!(
+            verdicts(&p),
+            vec![
+                ("auth-tls-verify-client", Verdict::Refused),
+                ("configuration-snippet", Verdict::Unsupported),
+                ("frobnicate", Verdict::Unknown),
+            ]
+        );
+        assert!(
+            p.blocked(),
+            "an access guard that cannot be honoured blocks"
+        );
+    }
+
+    #[test]
+    fn cors_takes_ingress_nginx_defaults() {
+        let a = annotations(&[
+            ("enable-cors", "true"),
+            ("cors-allow-origin", "https://a.example, https://b.example"),
+        ]);
+        let p = parse(Some(&a), "default");
+        let cors = p.settings.cors.expect("cors");
+        assert_eq!(
+            cors.allow_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert!(cors.allow_credentials);
+        assert_eq!(cors.max_age_seconds, Some(1_728_000));
+        assert!(cors.allow_methods.contains(&"PATCH".to_owned()));
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let a = annotations(&[("permanent-redirect", "https://new.example/landing")]);
+        let r = parse(Some(&a), "ns").settings.redirect.expect("redirect");
+        assert_eq!(
+            (r.https, r.host.as_deref(), r.path.as_deref(), r.status),
+            (true, Some("new.example"), Some("/landing"), 301)
+        );
+        let a = annotations(&[
+            ("temporal-redirect", "http://new.example:8080$request_uri"),
+            ("temporal-redirect-code", "307"),
+        ]);
+        let r = parse(Some(&a), "ns").settings.redirect.expect("redirect");
+        assert_eq!(
+            (r.https, r.port, r.path.as_deref(), r.status),
+            (false, Some(8080), None, 307)
+        );
+        let a = annotations(&[("permanent-redirect", "https://x.example/$host")]);
+        assert!(parse(Some(&a), "ns").blocked());
+    }
+
+    #[test]
+    fn hash_keys_map_onto_consistent_hashing() {
+        let a = annotations(&[("upstream-hash-by", "$http_x_user_id")]);
+        let h = parse(Some(&a), "ns").settings.hash_by.expect("hash");
+        assert_eq!(h.header.as_deref(), Some("x-user-id"));
+        let a = annotations(&[("upstream-hash-by", "$request_uri")]);
+        let p = parse(Some(&a), "ns");
+        assert!(p.settings.hash_by.is_none());
+        assert_eq!(
+            verdicts(&p),
+            vec![("upstream-hash-by", Verdict::Unsupported)]
+        );
+    }
+
+    #[test]
+    fn auth_secret_in_another_namespace_is_refused() {
+        let a = annotations(&[("auth-type", "basic"), ("auth-secret", "other/users")]);
+        assert!(parse(Some(&a), "ns").blocked());
+        let a = annotations(&[
+            ("auth-type", "basic"),
+            ("auth-secret", "ns/users"),
+            ("auth-realm", "Staff"),
+        ]);
+        let p = parse(Some(&a), "ns");
+        assert!(!p.blocked());
+        let b = p.settings.basic_auth.expect("basic");
+        assert_eq!(
+            (b.secret_ref.name.as_str(), b.realm.as_deref()),
+            ("users", Some("Staff"))
+        );
+    }
+}
