@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 use testkit::manifests::{INGRESS_CLASS, docs, service, write_atomic};
+use testkit::nginx::Nginx;
 use testkit::{EchoServer, GatewayProcess, HttpClient, eventually, free_addr};
 
 fn route(name: &str, host: &str) -> String {
@@ -47,51 +48,6 @@ async fn run_schedule(client: &HttpClient, addr: SocketAddr, host: &str) -> Vec<
     passed
 }
 
-/// nginx and its directory, removed after it stops.
-struct Nginx(
-    Child,
-    #[allow(dead_code, reason = "kept for its Drop")] tempfile::TempDir,
-);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn nginx_limit_req(port: u16, upstream: SocketAddr) -> Nginx {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().display();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fcgi;
-  uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;
-  limit_req_zone $binary_remote_addr zone=z:1m rate=10r/s;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ limit_req zone=z burst=5 nodelay; limit_req_status 429; proxy_pass http://{upstream}; }}
-  }}
-}}
-"
-    );
-    let file = dir.path().join("nginx.conf");
-    std::fs::write(&file, conf).unwrap();
-    let child = Command::new("nginx")
-        .arg("-c")
-        .arg(&file)
-        .arg("-p")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx is installed");
-    Nginx(child, dir)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn burst_semantics_match_nginx_limit_req() {
     let echo = EchoServer::start("echo").await;
@@ -117,12 +73,16 @@ async fn burst_semantics_match_nginx_limit_req() {
     let _ = client.get(gw.http, "warm.example.com", "/").await.unwrap();
     let ours = run_schedule(&client, gw.http, "limited.example.com").await;
 
-    let port = free_addr();
-    let _nginx = nginx_limit_req(port.port(), echo.addr);
-    eventually(Duration::from_secs(5), "nginx listens", || async {
-        std::net::TcpStream::connect(port).is_ok()
-    })
+    let nginx = Nginx::start(&format!(
+        "  limit_req_zone $binary_remote_addr zone=z:1m rate=10r/s;
+  server {{
+    listen {{listen}};
+    location / {{ limit_req zone=z burst=5 nodelay; limit_req_status 429; proxy_pass http://{}; }}
+  }}",
+        echo.addr
+    ))
     .await;
+    let port = nginx.addr;
     let nginx_client = HttpClient::new();
     // nginx's first request after start is its own connection warm-up;
     // it counts against the zone, so let that budget refill.

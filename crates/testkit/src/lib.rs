@@ -10,6 +10,7 @@ pub mod echo;
 pub mod grpc;
 pub mod kubesim;
 pub mod manifests;
+pub mod nginx;
 pub mod otlp;
 pub mod pebble;
 pub mod pki;
