@@ -733,6 +733,9 @@ async fn same_requests_through_nginx_give_the_same_answers() {
     assert_eq!(ours.iter().filter(|o| o.starts_with("200")).count(), 5);
 }
 
+/// A request: host, path and headers.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// A Service and its EndpointSlice in `namespace`.
 fn service_in(namespace: &str, name: &str, addr: SocketAddr) -> String {
     service(name, &[addr])
@@ -826,7 +829,7 @@ async fn migrated_apiroutes_route_the_same_requests_to_the_same_backends() {
     let compat = GatewayProcess::standalone(with_ingresses.path(), &["--nginx-compat"]).await;
     let migrated = GatewayProcess::standalone(with_routes.path(), &[]).await;
     let admin = format!("Basic {}", base64_encode("ops:pw"));
-    let requests: &[(&str, &str, &[(&str, &str)])] = &[
+    let requests: &[Case<'_>] = &[
         ("shop.example", "/", &[]),
         ("shop.example", "/home", &[]),
         ("shop.example", "/products/42?color=red", &[]),
