@@ -992,3 +992,123 @@ spec:
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_annotations_are_served_or_refused_with_events_and_status() {
+    let cluster = Cluster::start().await;
+    let gw = cluster.gateway(&["--nginx-compat"]).await;
+    let client = HttpClient::new();
+    cluster
+        .kubectl
+        .apply(
+            "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: rewritten
+  annotations:
+    nginx.ingress.kubernetes.io/rewrite-target: /$2
+    nginx.ingress.kubernetes.io/server-snippet: \"return 403;\"
+spec:
+  ingressClassName: gatehouse
+  rules:
+  - host: nginx.localhost
+    http:
+      paths:
+      - path: /api(/|$)(.*)
+        pathType: ImplementationSpecific
+        backend:
+          service: {name: echo-b, port: {number: 80}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: misconfigured
+  annotations:
+    nginx.ingress.kubernetes.io/limit-rps: ten
+spec:
+  ingressClassName: gatehouse
+  rules:
+  - host: misconfigured.localhost
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service: {name: echo-b, port: {number: 80}}
+",
+        )
+        .await;
+    eventually(Duration::from_secs(10), "the rewrite is served", || {
+        let client = &client;
+        let gw = &gw;
+        async move {
+            client
+                .get(gw.http, "nginx.localhost", "/api/orders")
+                .await
+                .ok()
+                .and_then(|r| r.echo())
+                .is_some_and(|e| e.path == "/orders")
+        }
+    })
+    .await;
+    assert_eq!(
+        client
+            .get(gw.http, "misconfigured.localhost", "/")
+            .await
+            .unwrap()
+            .status,
+        404,
+        "a malformed annotation keeps the Ingress from being served"
+    );
+    // Status: the served Ingress gets the address, the refused one none.
+    eventually(
+        Duration::from_secs(10),
+        "the served Ingress gets the address",
+        || {
+            let cluster = &cluster;
+            async move {
+                let ing = cluster.get("ingress", "rewritten").await;
+                ing.pointer("/status/loadBalancer/ingress/0/ip") == Some(&json!(PUBLISHED))
+            }
+        },
+    )
+    .await;
+    let refused = cluster.get("ingress", "misconfigured").await;
+    assert!(
+        refused.pointer("/status/loadBalancer/ingress/0").is_none(),
+        "{refused:#}"
+    );
+    // Warning events name the annotation and why, for the refused
+    // Ingress (error) and the unsupported snippet (served without it).
+    let notes = |name: &'static str| {
+        let sim = &cluster.sim;
+        async move {
+            sim.list("events.k8s.io/v1", "events")
+                .into_iter()
+                .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(name))
+                .filter(|e| e["type"] == "Warning")
+                .filter_map(|e| e["note"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        }
+    };
+    eventually(
+        Duration::from_secs(10),
+        "events for both Ingresses",
+        || async {
+            !notes("misconfigured").await.is_empty() && !notes("rewritten").await.is_empty()
+        },
+    )
+    .await;
+    let bad = notes("misconfigured").await.join("\n");
+    assert!(
+        bad.contains("metadata.annotations[nginx.ingress.kubernetes.io/limit-rps]")
+            && bad.contains("\"ten\" is not a whole number"),
+        "{bad}"
+    );
+    let snippet = notes("rewritten").await.join("\n");
+    assert!(
+        snippet.contains("nginx.ingress.kubernetes.io/server-snippet")
+            && snippet.contains("never executed"),
+        "{snippet}"
+    );
+}

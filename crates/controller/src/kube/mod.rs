@@ -31,7 +31,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
-use translate::{Diagnostic, ObjectRef, ResourceSet, Severity};
+use translate::{Diagnostic, ObjectRef, Reason, ResourceSet, Severity};
 
 pub use leader::LeaderConfig;
 
@@ -542,12 +542,21 @@ async fn reconcile(client: &Client, p: &Published) {
         );
         patch_conditions::<RateLimitPolicy>(client, &policy.metadata, &existing, wanted).await;
     }
-    if let Some(addresses) = &p.addresses {
+    if let Some(published) = &p.addresses {
         for ingress in &p.resources.ingresses {
             let object = obj_ref("Ingress", &ingress.metadata);
             if ignored.contains(&&object) {
                 continue;
             }
+            // An Ingress whose annotations keep it from being served gets
+            // no address: `kubectl get ingress` shows it is not served.
+            let refused = p.diagnostics.iter().any(|d| {
+                d.object == object
+                    && d.severity == Severity::Error
+                    && d.field.starts_with("metadata.annotations")
+            });
+            let none = Vec::new();
+            let addresses = if refused { &none } else { published };
             let current = ingress
                 .status
                 .as_ref()
@@ -697,11 +706,12 @@ fn reference(resources: &ResourceSet, object: &ObjectRef) -> Option<ObjectRefere
 }
 
 async fn emit_events(recorder: &Recorder, limiter: &mut EventLimiter, p: &Published) {
-    for d in p
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-    {
+    // Errors, and the warnings about annotations (unknown, unsupported):
+    // an annotation that does nothing must not go unnoticed.
+    for d in p.diagnostics.iter().filter(|d| {
+        d.severity == Severity::Error
+            || matches!(d.reason, Reason::InvalidAnnotation | Reason::Unsupported)
+    }) {
         let Some(reference) = reference(&p.resources, &d.object) else {
             continue;
         };
