@@ -427,7 +427,7 @@ async fn mapped_annotations_behave_like_ingress_nginx() {
     auth.fail_with(None);
 
     // Redirects.
-    let moved = get(&c, gw_addr, "moved.example", "/anything", &[]).await;
+    let moved = get(&c, gw_addr, "moved.example", "/anything?q=1", &[]).await;
     assert_eq!(
         (moved.status.as_u16(), location(&moved)),
         (301, "https://new.example/landing")
@@ -708,8 +708,9 @@ async fn same_requests_through_nginx_give_the_same_answers() {
         ("flat.example", Method::GET, "/old", 0),
         ("flat.example", Method::GET, "/old/page?x=1", 0),
         ("moved.example", Method::GET, "/", 0),
-        ("moved.example", Method::GET, "/deep/path", 0),
+        ("moved.example", Method::GET, "/deep/path?x=1", 0),
         ("root.example", Method::GET, "/", 0),
+        ("root.example", Method::GET, "/?from=mail", 0),
         ("root.example", Method::GET, "/app", 0),
         ("root.example", Method::GET, "/other", 0),
         ("small.example", Method::POST, "/", 1024),

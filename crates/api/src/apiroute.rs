@@ -572,6 +572,10 @@ pub struct RequestRedirect {
     /// Path of the new location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathModifier>,
+    /// Leave the request's query string out of the new location (nginx's
+    /// `return` does); default false: the query is kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_query: bool,
     /// Status code: 301, 302 (default), 303, 307 or 308.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<i32>,

@@ -215,6 +215,9 @@ pub struct Redirect {
     /// New path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathRewrite>,
+    /// Leave the request's query out of the location.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drop_query: bool,
     /// 301, 302, 303, 307 or 308.
     pub status: u16,
 }
@@ -257,7 +260,7 @@ impl Redirect {
             let _ = write!(out, ":{port}");
         }
         out.push_str(&path);
-        if let Some(q) = from.query {
+        if let Some(q) = from.query.filter(|_| !self.drop_query) {
             out.push('?');
             out.push_str(q);
         }
@@ -351,6 +354,7 @@ mod tests {
             hostname: None,
             port: None,
             path: None,
+            drop_query: false,
             status: 302,
         };
         assert_eq!(
@@ -370,11 +374,20 @@ mod tests {
             port: Some(443),
             scheme: Some(Scheme::Https),
             path: Some(PathRewrite::Prefix("/new".into())),
+            drop_query: false,
             status: 301,
         };
         assert_eq!(
             moved.location(&from, &matched),
             "https://new.example.com/new/page?a=1"
+        );
+        let fixed = Redirect {
+            drop_query: true,
+            ..moved
+        };
+        assert_eq!(
+            fixed.location(&from, &matched),
+            "https://new.example.com/new/page"
         );
         let port80 = RedirectFrom {
             port: 80,

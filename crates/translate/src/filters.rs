@@ -426,6 +426,7 @@ fn redirect(
         hostname: r.hostname.as_deref().map(Into::into),
         port,
         path,
+        drop_query: r.drop_query,
         status: u16::try_from(status).unwrap_or(302),
     })
 }

@@ -457,6 +457,7 @@ fn translate_one(
                 hostname: None,
                 port: None,
                 path: Some(PathRewrite::Full(root.as_str().into())),
+                drop_query: true,
                 status: 302,
             }),
             request_timeout: None,
@@ -863,6 +864,7 @@ impl Extras {
             hostname: r.host.as_deref().map(Into::into),
             port: r.port,
             path: r.path.as_deref().map(|p| PathRewrite::Full(p.into())),
+            drop_query: r.path.is_some(),
             status: r.status,
         });
         if !errors.is_empty() {

@@ -336,6 +336,7 @@ fn one(
                     replacement: None,
                 }),
                 status_code: Some(302),
+                drop_query: true,
                 ..api::RequestRedirect::default()
             }),
         };

@@ -735,7 +735,7 @@ impl Parser<'_> {
                     (Ok(mut r), Some(status)) => {
                         r.status = status;
                         self.out.settings.redirect = Some(r);
-                        self.note(key, Verdict::Differs, format!("every request is answered with {status} to this URL; the request's query string is kept (nginx drops it)"));
+                        self.note(key, Verdict::Same, format!("every request is answered with {status} to this URL (with $request_uri: the request's path and query follow the host)"));
                     }
                     (Err(msg), _) => self.malformed(key, msg),
                     (_, None) => self.malformed(key, format!("{code_key} must be 301, 302, 303, 307 or 308")),
@@ -998,6 +998,7 @@ impl Settings {
                         regex: None,
                         replacement: None,
                     }),
+                    drop_query: r.path.is_some(),
                     status_code: Some(i32::from(r.status)),
                 }),
             }];
