@@ -504,7 +504,7 @@ impl Parser<'_> {
             },
             "proxy-connect-timeout" | "proxy-send-timeout" => {
                 if self.seconds(key, value).is_some() {
-                    let what = if name == "proxy-connect-timeout" { "connections to backends time out after 2 s, a gateway-wide setting" } else { "sending to a backend is bounded by the request timeout instead" };
+                    let what = if name == "proxy-connect-timeout" { "connections to backends time out after --connect-timeout (default 5 s, as in ingress-nginx), a gateway-wide setting" } else { "sending to a backend is bounded by the request timeout instead" };
                     self.note(key, Verdict::Differs, what);
                 }
             }
