@@ -549,6 +549,154 @@ async fn mapped_annotations_behave_like_ingress_nginx() {
     drop((a, b, stable, next));
 }
 
+/// An Ingress like [`annotated`] with `spec.tls` for its host (no
+/// Secret: the default certificate).
+fn with_tls(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&annotated(name, host, "/", "app", annotations)).unwrap();
+    v["spec"]["tls"] = serde_json::json!([{"hosts": [host]}]);
+    v.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protocol_timeout_redirect_and_connection_annotations() {
+    let app = EchoServer::start("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("app", &[app.addr]),
+            // Its own Service: a cluster speaks one protocol.
+            service("h2", &[app.addr]),
+            annotated(
+                "h2c",
+                "h2c.example",
+                "/",
+                "h2",
+                &[("backend-protocol", "H2C")],
+            ),
+            annotated(
+                "slow",
+                "slow.example",
+                "/",
+                "app",
+                &[("proxy-read-timeout", "1")],
+            ),
+            annotated(
+                "conns",
+                "conns.example",
+                "/",
+                "app",
+                &[("limit-connections", "2")],
+            ),
+            annotated(
+                "deny",
+                "deny.example",
+                "/",
+                "app",
+                &[("denylist-source-range", "127.0.0.0/8")],
+            ),
+            annotated(
+                "forced",
+                "force.example",
+                "/",
+                "app",
+                &[("force-ssl-redirect", "true")],
+            ),
+            with_tls("tls-default", "tls.example", &[]),
+            with_tls("tls-off", "plain.example", &[("ssl-redirect", "false")]),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &["--nginx-compat"]).await;
+    let c = HttpClient::new();
+
+    // backend-protocol: H2C reaches the backend over HTTP/2.
+    let r = get(&c, gw.http, "h2c.example", "/", &[]).await;
+    assert_eq!(r.echo().unwrap().protocol, "HTTP/2.0");
+
+    // proxy-read-timeout: a backend that has not answered in time is a 504.
+    assert_eq!(
+        get(
+            &c,
+            gw.http,
+            "slow.example",
+            "/",
+            &[("x-echo-delay-ms", "200")]
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        get(
+            &c,
+            gw.http,
+            "slow.example",
+            "/",
+            &[("x-echo-delay-ms", "1600")]
+        )
+        .await
+        .status,
+        504
+    );
+
+    // limit-connections: two requests of one client in flight, a third is
+    // refused until one finishes.
+    let slow = |c: HttpClient, addr| async move {
+        c.send(
+            addr,
+            Method::GET,
+            "conns.example",
+            "/",
+            &[("x-echo-delay-ms", "700")],
+            Bytes::new(),
+        )
+        .await
+        .unwrap()
+        .status
+    };
+    let first = tokio::spawn(slow(HttpClient::new(), gw.http));
+    let second = tokio::spawn(slow(HttpClient::new(), gw.http));
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    assert_eq!(
+        get(&c, gw.http, "conns.example", "/", &[]).await.status,
+        429
+    );
+    assert_eq!(
+        (
+            first.await.unwrap().as_u16(),
+            second.await.unwrap().as_u16()
+        ),
+        (200, 200)
+    );
+    assert_eq!(
+        get(&c, gw.http, "conns.example", "/", &[]).await.status,
+        200
+    );
+
+    // denylist-source-range refuses loopback.
+    assert_eq!(get(&c, gw.http, "deny.example", "/", &[]).await.status, 403);
+
+    // ssl-redirect: on by default for TLS hosts (308), off when asked;
+    // force-ssl-redirect without spec.tls.
+    let tls = get(&c, gw.http, "tls.example", "/a?b=1", &[]).await;
+    assert_eq!(
+        (tls.status.as_u16(), location(&tls)),
+        (308, "https://tls.example/a?b=1")
+    );
+    assert_eq!(
+        get(&c, gw.http, "plain.example", "/", &[]).await.status,
+        200
+    );
+    let forced = get(&c, gw.http, "force.example", "/x", &[]).await;
+    assert_eq!(
+        (forced.status.as_u16(), location(&forced)),
+        (308, "https://force.example/x")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn without_the_flag_nginx_annotations_change_nothing_and_say_so() {
     let app = EchoServer::start("app").await;

@@ -251,4 +251,10 @@ pub struct RequestLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub max_body_bytes: Option<i64>,
+    /// Most requests one client address may have in flight on this rule
+    /// at once (a streaming response counts until it ends); more are
+    /// answered with 429. Default: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_in_flight_per_client: Option<i32>,
 }

@@ -36,6 +36,8 @@ pub struct ProxyBody {
     _in_flight: Option<InFlight>,
     /// The request's telemetry, finished when the body is dropped.
     observed: Option<Observed>,
+    /// The client's in-flight slot on a route that caps them.
+    _slot: Option<crate::ratelimit::ClientSlot>,
 }
 
 #[derive(Debug)]
@@ -68,6 +70,7 @@ impl ProxyBody {
             kind: ResponseKind::Full(Full::new(bytes)),
             _in_flight: None,
             observed: None,
+            _slot: None,
         }
     }
 
@@ -77,6 +80,7 @@ impl ProxyBody {
             kind: ResponseKind::Upstream(body),
             _in_flight: in_flight,
             observed: None,
+            _slot: None,
         }
     }
 
@@ -86,6 +90,7 @@ impl ProxyBody {
             kind: ResponseKind::Boxed(body),
             _in_flight: in_flight,
             observed: None,
+            _slot: None,
         }
     }
 
@@ -95,6 +100,7 @@ impl ProxyBody {
             kind: ResponseKind::GrpcWeb(body),
             _in_flight: in_flight,
             observed: None,
+            _slot: None,
         }
     }
 }
@@ -108,6 +114,11 @@ impl ProxyBody {
             status,
             bytes_out: 0,
         });
+    }
+
+    /// Keeps the client's in-flight slot until the body is done.
+    pub(crate) fn hold(&mut self, slot: crate::ratelimit::ClientSlot) {
+        self._slot = Some(slot);
     }
 }
 

@@ -155,6 +155,7 @@ pub struct Proxy {
     upstreams: Arc<Upstreams>,
     config: ProxyConfig,
     rate_limiter: Arc<RateLimiter>,
+    in_flight_per_client: Arc<crate::ratelimit::InFlightPerClient>,
     basic_cache: Arc<crate::policy::BasicCache>,
     auth_client: crate::policy::AuthClient,
     cache: Arc<ResponseCache>,
@@ -172,6 +173,8 @@ struct Extras {
     rate_limit: Option<(u32, crate::ratelimit::Decision)>,
     /// CORS policy and the request's `Origin`.
     cors: Option<(Arc<snapshot::CorsPolicy>, HeaderValue)>,
+    /// The client's in-flight slot, held until the response body ends.
+    slot: Option<crate::ratelimit::ClientSlot>,
 }
 
 /// Paths an ACME server fetches over plain HTTP to validate a domain;
@@ -260,6 +263,7 @@ impl Proxy {
             upstreams,
             config,
             rate_limiter,
+            in_flight_per_client: Arc::default(),
             basic_cache: Arc::default(),
             auth_client: crate::policy::auth_client(),
             jwks: crate::policy::JwksCache::new(),
@@ -305,6 +309,7 @@ impl Proxy {
             hsts: None,
             rate_limit: None,
             cors: None,
+            slot: None,
         };
         let mut resp = match self
             .proxy(req, conn, &request_id, grpc.as_ref(), &mut extras)
@@ -347,6 +352,9 @@ impl Proxy {
         // Phase 8: log, once the body is done.
         let status = resp.status().as_u16();
         resp.body_mut().observe(Box::new(extras.obs), status);
+        if let Some(slot) = extras.slot {
+            resp.body_mut().hold(slot);
+        }
         resp
     }
 
@@ -602,6 +610,13 @@ impl Proxy {
         }
         if limited.is_some() {
             return Err(ProxyError::RateLimited);
+        }
+        if let Some(max) = route.traffic.max_in_flight_per_client {
+            extras.slot = Some(
+                self.in_flight_per_client
+                    .acquire(&route.id, client_ip, max)
+                    .ok_or(ProxyError::TooManyInFlight)?,
+            );
         }
 
         // Phase 4: answer.

@@ -381,3 +381,95 @@ mod tests {
         assert!(b.len() <= 1600 + SHARDS);
     }
 }
+
+/// Requests in flight per client address and route, for routes that cap
+/// them (ingress-nginx's `limit-connections`). An entry exists only while
+/// a client has requests in flight, so memory follows the number of busy
+/// clients, not of clients ever seen.
+#[derive(Debug, Default)]
+pub(crate) struct InFlightPerClient {
+    counts: Mutex<HashMap<(Arc<str>, std::net::IpAddr), u32>>,
+}
+
+/// One admitted request; the count goes down when it is dropped (with the
+/// response body, so a streaming response counts until it ends).
+#[derive(Debug)]
+pub(crate) struct ClientSlot {
+    owner: Arc<InFlightPerClient>,
+    key: (Arc<str>, std::net::IpAddr),
+}
+
+impl InFlightPerClient {
+    /// Admits a request of `client` on `route` when fewer than `max` of
+    /// its requests are in flight there.
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        route: &Arc<str>,
+        client: std::net::IpAddr,
+        max: u32,
+    ) -> Option<ClientSlot> {
+        let key = (route.clone(), client);
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(key.clone()).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            owner: self.clone(),
+            key,
+        })
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.counts.lock().map_or(0, |c| c.len())
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .owner
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod in_flight_tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+    use super::*;
+
+    #[test]
+    fn admits_up_to_the_cap_per_client_and_forgets_idle_clients() {
+        let limiter = Arc::new(InFlightPerClient::default());
+        let route: Arc<str> = "r".into();
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let first = limiter.acquire(&route, a, 2).unwrap();
+        let second = limiter.acquire(&route, a, 2).unwrap();
+        assert!(
+            limiter.acquire(&route, a, 2).is_none(),
+            "a third request of a is refused"
+        );
+        let other = limiter.acquire(&route, b, 2);
+        assert!(other.is_some(), "another client has its own count");
+        drop(first);
+        let third = limiter.acquire(&route, a, 2);
+        assert!(third.is_some(), "a finished request frees its slot");
+        drop((second, third, other));
+        assert_eq!(limiter.tracked(), 0, "no entry is kept for idle clients");
+    }
+}

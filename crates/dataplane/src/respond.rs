@@ -83,6 +83,9 @@ pub(crate) enum ProxyError {
     /// Credentials are missing or wrong; the value is the challenge.
     #[error("authentication required")]
     Unauthorized(HeaderValue),
+    /// The client has as many requests in flight on the route as it may.
+    #[error("too many requests in flight from this client")]
+    TooManyInFlight,
     /// A global rate limit could not be checked and fails closed.
     #[error("the rate limit could not be checked")]
     RateLimitUnavailable,
@@ -103,7 +106,7 @@ impl ProxyError {
             Self::UpstreamConnect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Misdirected => StatusCode::MISDIRECTED_REQUEST,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::TooManyInFlight => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -131,7 +134,7 @@ impl ProxyError {
             Self::Upstream(_) => "upstream error\n",
             Self::UpstreamTimeout => "upstream request timeout\n",
             Self::Misdirected => "open a new connection for this host\n",
-            Self::RateLimited => "too many requests\n",
+            Self::RateLimited | Self::TooManyInFlight => "too many requests\n",
             Self::Forbidden | Self::AuthDenied(_) => "forbidden\n",
             Self::AuthUnavailable => "authorization unavailable\n",
             Self::Invalid(_) => "invalid request\n",
@@ -147,7 +150,7 @@ impl ProxyError {
         match self {
             Self::NoRoute => grpc::Code::Unimplemented,
             Self::UpstreamTimeout => grpc::Code::DeadlineExceeded,
-            Self::BodyTooLarge | Self::BodyLimit | Self::RateLimited => {
+            Self::BodyTooLarge | Self::BodyLimit | Self::RateLimited | Self::TooManyInFlight => {
                 grpc::Code::ResourceExhausted
             }
             Self::RateLimitUnavailable => grpc::Code::Unavailable,

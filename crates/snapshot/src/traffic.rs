@@ -310,6 +310,10 @@ pub struct Traffic {
         skip_serializing_if = "Option::is_none"
     )]
     pub idle_timeout: Option<Duration>,
+    /// Most requests one client address may have in flight on the route
+    /// at once; `None`: no cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight_per_client: Option<u32>,
 }
 
 fn is_round_robin(lb: &LoadBalance) -> bool {

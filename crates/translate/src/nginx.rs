@@ -112,6 +112,8 @@ pub struct Settings {
     pub limit_rps: Option<u32>,
     /// Requests per minute per client address.
     pub limit_rpm: Option<u32>,
+    /// Requests in flight per client address.
+    pub limit_connections: Option<u32>,
     /// Burst as a multiple of the rate (default 5).
     pub burst_multiplier: u32,
     /// Addresses allowed (CIDRs).
@@ -234,10 +236,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "enable-owasp-core-rules",
         "no web application firewall is built in",
-    ),
-    (
-        "limit-connections",
-        "concurrent-connection limits per client are not implemented; use limit-rps",
     ),
     (
         "limit-rate",
@@ -522,6 +520,12 @@ impl Parser<'_> {
                         self.out.settings.limit_rpm = Some(n);
                     }
                     self.note(key, Verdict::Differs, "per client address, with nginx's limit_req burst semantics (burst = rate x limit-burst-multiplier, nodelay); rejections are 429 with Retry-After, where ingress-nginx answers 503 by default");
+                }
+            }
+            "limit-connections" => {
+                if let Some(n) = self.count(key, value, 1, 1_000_000) {
+                    self.out.settings.limit_connections = Some(n);
+                    self.note(key, Verdict::Differs, "counts each client address's requests in flight per path (nginx counts its connections with a request in progress, per Ingress); the excess is answered with 429 where ingress-nginx answers 503");
                 }
             }
             "limit-burst-multiplier" => {
@@ -945,13 +949,18 @@ impl Settings {
                 session_affinity: self.affinity.clone(),
             });
         }
-        if let Some(n) = self.max_body_bytes {
+        if self.max_body_bytes.is_some() || self.limit_connections.is_some() {
             rule.limits = Some(RequestLimits {
-                max_body_bytes: Some(if n == 0 {
-                    i64::MAX
-                } else {
-                    i64::try_from(n).unwrap_or(i64::MAX)
+                max_body_bytes: self.max_body_bytes.map(|n| {
+                    if n == 0 {
+                        i64::MAX
+                    } else {
+                        i64::try_from(n).unwrap_or(i64::MAX)
+                    }
                 }),
+                max_in_flight_per_client: self
+                    .limit_connections
+                    .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
             });
         }
         if !self.allow.is_empty() || !self.deny.is_empty() {

@@ -273,6 +273,19 @@ pub(crate) fn route_traffic(
             )),
         }
     }
+    if let Some(max) = rule
+        .limits
+        .as_ref()
+        .and_then(|l| l.max_in_flight_per_client)
+    {
+        match u32::try_from(max) {
+            Ok(n) if n > 0 => traffic.max_in_flight_per_client = Some(n),
+            _ => errors.push((
+                format!("{field}.limits.maxInFlightPerClient"),
+                format!("{max} is not a positive number"),
+            )),
+        }
+    }
     if let Some(idle) = rule.timeouts.as_ref().and_then(|t| t.idle.as_ref()) {
         traffic.idle_timeout = Some(duration(
             Some(idle),
