@@ -96,7 +96,6 @@ async fn serve_with(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
-    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let connections = proxy.gateway().telemetry().metrics.listener(match scheme {
         Scheme::Http => "http",
         Scheme::Https => "https",
@@ -141,7 +140,7 @@ async fn serve_with(
             } else {
                 (Prefixed::new(Vec::new(), stream), peer)
             };
-            let conn_info = Connection::new(peer, local_port, scheme);
+            let conn_info = Connection::new(peer, scheme);
             if scheme == Scheme::Http {
                 let conn_info = Arc::new(conn_info);
                 let service = service_fn(move |req| {

@@ -108,8 +108,6 @@ impl Default for ProxyConfig {
 pub struct Connection {
     /// The client's address (from the PROXY header when one was sent).
     pub peer: SocketAddr,
-    /// The listener's port, for redirects that keep the port.
-    pub local_port: u16,
     /// `http` or `https`.
     pub scheme: Scheme,
     /// The peer's address as a header value, made once per connection.
@@ -130,12 +128,11 @@ pub(crate) struct TlsInfo {
 
 impl Connection {
     /// Describes a connection from `peer` on a listener.
-    pub fn new(peer: SocketAddr, local_port: u16, scheme: Scheme) -> Self {
+    pub fn new(peer: SocketAddr, scheme: Scheme) -> Self {
         let peer_value = HeaderValue::try_from(peer.ip().to_canonical().to_string())
             .expect("an IP address is a valid header value");
         Self {
             peer,
-            local_port,
             scheme,
             peer_value,
             tls: None,
@@ -635,7 +632,10 @@ impl Proxy {
                 let from = RedirectFrom {
                     scheme: conn.scheme,
                     host: &host,
-                    port: host_port.unwrap_or(conn.local_port),
+                    // A Host without a port names the scheme's default
+                    // (RFC 9110 §7.2); the listener's own port is not
+                    // what the client dialled behind a Service.
+                    port: host_port.unwrap_or(conn.scheme.default_port()),
                     path: &path,
                     query,
                 };

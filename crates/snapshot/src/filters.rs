@@ -229,7 +229,8 @@ pub struct RedirectFrom<'a> {
     pub scheme: Scheme,
     /// Host of the request, without port.
     pub host: &'a str,
-    /// Port of the request: from the Host header, else the listener's.
+    /// Port of the request: from the Host header, else the scheme's
+    /// default.
     pub port: u16,
     /// Normalized request path.
     pub path: &'a str,
