@@ -45,7 +45,7 @@ async fn serve(scenario: &Scenario) -> (GatewayProcess, Vec<EchoServer>, tempfil
         "scenario.yaml",
         &format!("{INGRESS_CLASS}---\n{}\n{slices}", scenario.manifests),
     );
-    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let gw = GatewayProcess::standalone(dir.path(), &["--nginx-compat"]).await;
     (gw, backends, dir)
 }
 

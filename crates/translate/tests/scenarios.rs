@@ -206,7 +206,11 @@ fn scenarios_route_as_expected() {
         let parsed =
             manifest::parse(&manifests).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let resources: ResourceSet = parsed.objects.into_iter().collect();
-        let output = translate(&resources, &Options::default());
+        let options = Options {
+            nginx_compat: true,
+            ..Options::default()
+        };
+        let output = translate(&resources, &options);
         let errors: Vec<_> = output
             .diagnostics
             .iter()
