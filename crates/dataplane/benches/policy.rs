@@ -1,6 +1,8 @@
 //! Per-request cost of the edge policies: a local rate-limit check, an
 //! API-key check, an address list, a CORS origin check, a cache hit (key
-//! computation plus lookup), and header rewriting.
+//! computation plus lookup), header rewriting, and path rewriting (by
+//! prefix, and by a regular expression with captures as ingress-nginx's
+//! `rewrite-target` does).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -189,5 +191,25 @@ fn headers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, policies, headers);
+fn paths(c: &mut Criterion) {
+    use snapshot::{PathMatch, PathRewrite, Pattern};
+    let path = "/api/v1/orders/12345/items";
+    let prefix = PathMatch::prefix("/api");
+    let by_prefix = PathRewrite::Prefix("/".into());
+    let regex_match =
+        PathMatch::Regex(Pattern::new("(?i:/api(/|$)(.*)).*").unwrap_or_else(|e| panic!("{e}")));
+    let by_regex = PathRewrite::Regex {
+        pattern: Pattern::search("(?i)/api(/|$)(.*)").unwrap_or_else(|e| panic!("{e}")),
+        replacement: "/$2".into(),
+    };
+    assert_eq!(by_regex.apply(path, &regex_match), "/v1/orders/12345/items");
+    c.bench_function("paths/rewrite_prefix", |b| {
+        b.iter(|| black_box(by_prefix.apply(black_box(path), &prefix)));
+    });
+    c.bench_function("paths/rewrite_regex_captures", |b| {
+        b.iter(|| black_box(by_regex.apply(black_box(path), &regex_match)));
+    });
+}
+
+criterion_group!(benches, policies, headers, paths);
 criterion_main!(benches);

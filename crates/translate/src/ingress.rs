@@ -844,7 +844,8 @@ impl Extras {
         ] {
             if let Some(requests) = requests {
                 rate_limits.push(std::sync::Arc::new(snapshot::RateLimit {
-                    id: format!("{namespace}/{name}/limit-{which}").into(),
+                    // Apart from RateLimitPolicy budgets (`ns/policy/limit`).
+                    id: format!("ingress/{namespace}/{name}/limit-{which}").into(),
                     key: snapshot::RateLimitKey::ClientIp,
                     requests,
                     per,
