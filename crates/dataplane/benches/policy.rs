@@ -199,7 +199,7 @@ fn paths(c: &mut Criterion) {
     let regex_match =
         PathMatch::Regex(Pattern::new("(?i:/api(/|$)(.*)).*").unwrap_or_else(|e| panic!("{e}")));
     let by_regex = PathRewrite::Regex {
-        pattern: Pattern::search("(?i)/api(/|$)(.*)").unwrap_or_else(|e| panic!("{e}")),
+        pattern: Pattern::search("(?i)^(?:/api(/|$)(.*))").unwrap_or_else(|e| panic!("{e}")),
         replacement: "/$2".into(),
     };
     assert_eq!(by_regex.apply(path, &regex_match), "/v1/orders/12345/items");

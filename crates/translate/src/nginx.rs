@@ -1033,7 +1033,11 @@ impl Settings {
                     type_: PathModifierType::ReplaceRegexMatch,
                     replace_full_path: None,
                     replace_prefix_match: None,
-                    regex: Some(format!("(?i){ingress_path}")),
+                    // nginx searches `(?i)<path>` anywhere, but only in
+                    // paths its location `^<path>` matched, where the
+                    // leftmost match starts at 0: anchoring changes no
+                    // result and lets the regex engine take its fast path.
+                    regex: Some(format!("(?i)^(?:{ingress_path})")),
                     replacement: Some(target.clone()),
                 }),
             }),
