@@ -140,6 +140,13 @@ async fn mapped_annotations_behave_like_ingress_nginx() {
                 &[("limit-rps", "2"), ("limit-burst-multiplier", "2")],
             ),
             annotated(
+                "cors-any",
+                "cors-any.example",
+                "/",
+                "app",
+                &[("enable-cors", "true")],
+            ),
+            annotated(
                 "cors",
                 "cors.example",
                 "/",
@@ -368,6 +375,27 @@ async fn mapped_annotations_behave_like_ingress_nginx() {
     )
     .await;
     assert!(other.headers.get("access-control-allow-origin").is_none());
+    // enable-cors alone: any origin, without credentials (the pair
+    // ingress-nginx sends, `*` with credentials, browsers refuse).
+    let any = send(
+        &c,
+        gw_addr,
+        Method::OPTIONS,
+        "cors-any.example",
+        "/x",
+        &[
+            ("origin", "https://anywhere.example"),
+            ("access-control-request-method", "GET"),
+        ],
+    )
+    .await;
+    assert_eq!(any.status, 204);
+    assert_eq!(any.headers.get("access-control-allow-origin").unwrap(), "*");
+    assert!(
+        any.headers
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
 
     // Basic auth from the htpasswd Secret.
     let none = get(&c, gw_addr, "basic.example", "/", &[]).await;

@@ -367,7 +367,16 @@ pub fn parse(annotations: Option<&BTreeMap<String, String>>, namespace: &str) ->
         p.one(key, name, value.trim());
     }
     if cors {
-        p.out.settings.cors = Some(p.cors());
+        let mut c = p.cors();
+        if c.allow_credentials && c.allow_origins.iter().any(|o| o == "*") {
+            // ingress-nginx sends `Access-Control-Allow-Origin: *` with
+            // `Allow-Credentials: true`, a pair browsers refuse for
+            // credentialed requests: only uncredentialed ones ever worked.
+            c.allow_credentials = false;
+            let key = format!("{PREFIX}cors-allow-credentials");
+            p.note(&key, Verdict::Differs, "not sent with any origin (*): browsers refuse that pair, so under ingress-nginx only requests without credentials succeeded, as they do here; list the origins to allow credentials");
+        }
+        p.out.settings.cors = Some(c);
     }
     p.check_combinations();
     p.out
@@ -1151,6 +1160,17 @@ mod tests {
         assert!(cors.allow_credentials);
         assert_eq!(cors.max_age_seconds, Some(1_728_000));
         assert!(cors.allow_methods.contains(&"PATCH".to_owned()));
+    }
+
+    #[test]
+    fn cors_with_any_origin_leaves_credentials_out() {
+        let a = annotations(&[("enable-cors", "true")]);
+        let p = parse(Some(&a), "default");
+        let cors = p.settings.cors.clone().expect("cors");
+        assert_eq!(cors.allow_origins, ["*"]);
+        assert!(!cors.allow_credentials);
+        assert!(!p.blocked());
+        assert!(verdicts(&p).contains(&("cors-allow-credentials", Verdict::Differs)));
     }
 
     #[test]
