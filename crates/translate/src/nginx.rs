@@ -161,6 +161,43 @@ impl Parsed {
 /// have no counterpart because Gatehouse streams and logs by itself.
 const NO_EFFECT: &[(&str, &str)] = &[
     (
+        "ssl-ciphers",
+        "Gatehouse offers modern cipher suites only (TLS 1.2 and 1.3)",
+    ),
+    (
+        "ssl-prefer-server-ciphers",
+        "Gatehouse offers modern cipher suites only (TLS 1.2 and 1.3)",
+    ),
+    (
+        "preserve-trailing-slash",
+        "HTTPS redirects keep the path as it was requested",
+    ),
+    (
+        "connection-proxy-header",
+        "Gatehouse manages upstream connections itself",
+    ),
+    (
+        "upstream-keepalive-connections",
+        "upstream connections are pooled per endpoint automatically",
+    ),
+    (
+        "upstream-keepalive-timeout",
+        "upstream connections are pooled per endpoint automatically",
+    ),
+    (
+        "upstream-keepalive-requests",
+        "upstream connections are pooled per endpoint automatically",
+    ),
+    (
+        "enable-opentracing",
+        "tracing is set for the whole gateway (--otlp-endpoint)",
+    ),
+    (
+        "enable-rewrite-log",
+        "rewrites show in the access log's upstream path",
+    ),
+    ("http2-push-preload", "HTTP/2 server push is not used"),
+    (
         "proxy-buffering",
         "Gatehouse streams responses; there is no buffering to switch",
     ),
@@ -213,6 +250,62 @@ const NO_EFFECT: &[(&str, &str)] = &[
 /// Known annotations Gatehouse does not implement; the Ingress is served
 /// without them.
 const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "ssl-passthrough",
+        "TLS passthrough is not implemented: Gatehouse terminates TLS for the host",
+    ),
+    (
+        "proxy-ssl-secret",
+        "set TLS to backends with ApiRoute backendTls",
+    ),
+    (
+        "proxy-ssl-verify",
+        "set TLS to backends with ApiRoute backendTls (Gatehouse verifies by default)",
+    ),
+    (
+        "proxy-ssl-name",
+        "set TLS to backends with ApiRoute backendTls.serverName",
+    ),
+    (
+        "proxy-ssl-server-name",
+        "set TLS to backends with ApiRoute backendTls.serverName",
+    ),
+    (
+        "proxy-ssl-protocols",
+        "set TLS to backends with ApiRoute backendTls",
+    ),
+    (
+        "proxy-ssl-ciphers",
+        "set TLS to backends with ApiRoute backendTls",
+    ),
+    (
+        "proxy-redirect-from",
+        "Location headers of backends are passed as they are",
+    ),
+    (
+        "proxy-redirect-to",
+        "Location headers of backends are passed as they are",
+    ),
+    (
+        "proxy-cookie-domain",
+        "Set-Cookie headers of backends are passed as they are",
+    ),
+    (
+        "proxy-cookie-path",
+        "Set-Cookie headers of backends are passed as they are",
+    ),
+    (
+        "from-to-www-redirect",
+        "add a RequestRedirect rule for the other host",
+    ),
+    (
+        "custom-headers",
+        "set the headers with an ApiRoute ResponseHeaderModifier filter",
+    ),
+    (
+        "enable-global-auth",
+        "there is no global external auth; set it per route",
+    ),
     (
         "configuration-snippet",
         "raw nginx configuration is never executed",
@@ -787,7 +880,11 @@ impl Parser<'_> {
 
     fn protocol(&mut self, key: &str, p: BackendProtocol) {
         self.out.settings.backend_protocol = Some(p);
-        self.same(key, "backends are spoken to this way");
+        if matches!(p, BackendProtocol::HTTPS | BackendProtocol::GRPCS) {
+            self.note(key, Verdict::Differs, "the backend's certificate is verified (system CAs, name <service>.<namespace>.svc), where ingress-nginx does not verify by default: a self-signed backend answers 502 until an ApiRoute backendTls names its CA");
+        } else {
+            self.same(key, "backends are spoken to this way");
+        }
     }
 
     fn lb(&mut self, key: &str, p: LoadBalancerPolicy) {
