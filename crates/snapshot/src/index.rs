@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
-use regex::RegexSet;
+use regex_automata::{Input, PatternSet, meta::Regex as RegexSet};
 use smallvec::SmallVec;
 
 use crate::matcher::{PathMatch, RouteEntry};
@@ -67,7 +67,13 @@ impl PathIndex {
             }
         }
         if !patterns.is_empty() {
-            index.regex = RegexSet::new(&patterns).ok();
+            index.regex = RegexSet::builder()
+                // Every pattern that matches, as a set must report.
+                .configure(
+                    crate::matcher::regex_config().match_kind(regex_automata::MatchKind::All),
+                )
+                .build_many(&patterns)
+                .ok();
         }
         index
     }
@@ -105,8 +111,10 @@ impl PathIndex {
         if !self.regex_entries.is_empty() {
             match &self.regex {
                 Some(set) => {
-                    for m in set.matches(path).iter() {
-                        out.push(self.regex_entries[m]);
+                    let mut matched = PatternSet::new(set.pattern_len());
+                    set.which_overlapping_matches(&Input::new(path), &mut matched);
+                    for m in matched.iter() {
+                        out.push(self.regex_entries[m.as_usize()]);
                     }
                 }
                 None => {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use http::{HeaderName, Method};
-use regex::Regex;
+use regex_automata::meta::{self, Regex};
 use serde::{Serialize, Serializer};
 
 use crate::request::{Body, RequestInfo, percent_decode};
@@ -183,26 +183,25 @@ pub struct Pattern {
 
 /// A pattern that does not compile.
 #[derive(Debug)]
-pub struct PatternError(regex::Error);
+pub struct PatternError(Box<meta::BuildError>);
 
 impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            regex::Error::Syntax(msg) => {
-                // The regex crate's message spans several lines with a caret
-                // diagram; keep the last line, which names the problem.
-                let reason = msg.lines().rev().find(|l| !l.trim().is_empty());
-                let reason = reason.unwrap_or(msg).trim();
-                let reason = reason.strip_prefix("error: ").unwrap_or(reason);
-                write!(f, "invalid regular expression: {reason}")
-            }
-            regex::Error::CompiledTooBig(limit) => {
-                write!(
-                    f,
-                    "regular expression is too large (limit {limit} bytes compiled)"
-                )
-            }
-            other => write!(f, "invalid regular expression: {other}"),
+        if let Some(e) = self.0.syntax_error() {
+            // The parser's message spans several lines with a caret
+            // diagram; keep the last line, which names the problem.
+            let msg = e.to_string();
+            let reason = msg.lines().rev().find(|l| !l.trim().is_empty());
+            let reason = reason.unwrap_or(&msg).trim();
+            let reason = reason.strip_prefix("error: ").unwrap_or(reason);
+            write!(f, "invalid regular expression: {reason}")
+        } else if let Some(limit) = self.0.size_limit() {
+            write!(
+                f,
+                "regular expression is too large (limit {limit} bytes compiled)"
+            )
+        } else {
+            write!(f, "invalid regular expression: {}", self.0)
         }
     }
 }
@@ -213,26 +212,33 @@ impl std::error::Error for PatternError {}
 /// expression cannot take megabytes of memory per route.
 const PATTERN_SIZE_LIMIT: usize = 256 * 1024;
 
+/// How every pattern is compiled: within the size ceiling, and without a
+/// fully compiled DFA. The lazy DFA matches as fast once warm, while
+/// building a full DFA for every small pattern took most of a
+/// translation's time and memory with many regular expression routes.
+pub(crate) fn regex_config() -> meta::Config {
+    meta::Config::new()
+        .nfa_size_limit(Some(PATTERN_SIZE_LIMIT))
+        .dfa(false)
+}
+
 impl Pattern {
     /// Compiles `source` so that it must match a whole value.
     pub fn new(source: &str) -> Result<Self, PatternError> {
-        let regex = regex::RegexBuilder::new(&format!("^(?:{source})$"))
-            .size_limit(PATTERN_SIZE_LIMIT)
-            .build()
-            .map_err(PatternError)?;
-        Ok(Self {
-            source: source.into(),
-            regex,
-        })
+        Self::compile(source, &format!("^(?:{source})$"))
     }
 
     /// Compiles `source` to match anywhere in a value (the way nginx's
     /// `rewrite` searches a URI); anchor it with `^` or `$` where needed.
     pub fn search(source: &str) -> Result<Self, PatternError> {
-        let regex = regex::RegexBuilder::new(source)
-            .size_limit(PATTERN_SIZE_LIMIT)
-            .build()
-            .map_err(PatternError)?;
+        Self::compile(source, source)
+    }
+
+    fn compile(source: &str, pattern: &str) -> Result<Self, PatternError> {
+        let regex = Regex::builder()
+            .configure(regex_config())
+            .build(pattern)
+            .map_err(|e| PatternError(Box::new(e)))?;
         Ok(Self {
             source: source.into(),
             regex,
@@ -241,14 +247,21 @@ impl Pattern {
 
     /// Number of capture groups, the whole match not counted.
     pub fn captures_len(&self) -> usize {
-        self.regex.captures_len() - 1
+        self.regex
+            .group_info()
+            .group_len(regex_automata::PatternID::ZERO)
+            - 1
     }
 
     /// When the pattern matches `value`, `template` with `$1`…`$9`
     /// replaced by the capture groups (an unmatched group is empty, and
     /// `$$` is a literal `$`); `None` when it does not match.
     pub fn expand(&self, value: &str, template: &str) -> Option<String> {
-        let caps = self.regex.captures(value)?;
+        let mut caps = self.regex.create_captures();
+        self.regex.captures(value, &mut caps);
+        if !caps.is_match() {
+            return None;
+        }
         let mut out = String::with_capacity(template.len() + value.len());
         let mut chars = template.char_indices().peekable();
         while let Some((_, c)) = chars.next() {
@@ -264,8 +277,8 @@ impl Pattern {
                 Some((_, d)) if d.is_ascii_digit() => {
                     chars.next();
                     let group = d as usize - '0' as usize;
-                    if let Some(m) = caps.get(group) {
-                        out.push_str(m.as_str());
+                    if let Some(span) = caps.get_group(group) {
+                        out.push_str(&value[span.range()]);
                     }
                 }
                 _ => out.push('$'),
