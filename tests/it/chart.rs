@@ -316,6 +316,10 @@ fn defaults() {
     let args = args(&objs);
     assert_eq!(args[0], "run");
     assert_eq!(flag(&args, "--ingress-class").as_deref(), Some("gatehouse"));
+    assert!(
+        !args.iter().any(|a| a == "--nginx-compat"),
+        "the ingress-nginx layer is off by default"
+    );
     assert_eq!(
         flag(&args, "--publish-service").as_deref(),
         Some("gatehouse/gh-gatehouse")
@@ -418,6 +422,10 @@ fn everything_optional() {
     assert_hardened(&objs);
     assert_ports_and_probes(&objs);
     let args = args(&objs);
+    assert!(
+        args.iter().any(|a| a == "--nginx-compat"),
+        "controller.nginxCompat turns the ingress-nginx layer on: {args:?}"
+    );
 
     // Scaled by the autoscaler, not by a replica count.
     let deploy = one(&objs, "Deployment");
