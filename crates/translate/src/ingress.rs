@@ -60,17 +60,7 @@ pub(crate) fn translate_all(
         }
     }
     for ingress in crate::sorted(&resources.ingresses, |i| &i.metadata) {
-        let class_name = ingress
-            .spec
-            .as_ref()
-            .and_then(|s| s.ingress_class_name.as_deref());
-        let legacy = ingress
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
-            .map(String::as_str);
-        if classes.serves_ingress(class_name, legacy) {
+        if served(ingress) {
             let policy_exists = |name: &str| {
                 resources.rate_limit_policies.iter().any(|p| {
                     p.metadata.name.as_deref() == Some(name)
@@ -97,20 +87,20 @@ pub(crate) fn translate_all(
 /// Canary Ingresses (`nginx.ingress.kubernetes.io/canary: "true"`) by the
 /// namespace, host and path they shadow.
 #[derive(Default)]
-struct Canaries {
+pub(crate) struct Canaries {
     by_path: std::collections::HashMap<(String, String, String), CanaryPath>,
 }
 
-struct CanaryPath {
-    object: ObjectRef,
+pub(crate) struct CanaryPath {
+    pub(crate) object: ObjectRef,
     field: String,
-    canary: nginx::Canary,
-    backend: IngressBackend,
+    pub(crate) canary: nginx::Canary,
+    pub(crate) backend: IngressBackend,
     used: std::cell::Cell<bool>,
 }
 
 impl Canaries {
-    fn collect(&mut self, ingress: &Ingress) {
+    pub(crate) fn collect(&mut self, ingress: &Ingress) {
         let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
         let parsed = nginx::parse(ingress.metadata.annotations.as_ref(), &namespace);
         let Some(canary) = parsed.settings.canary.clone() else {
@@ -148,7 +138,7 @@ impl Canaries {
         self.by_path.values().any(|c| c.object == *object)
     }
 
-    fn find(&self, namespace: &str, host: &str, path: &str) -> Option<&CanaryPath> {
+    pub(crate) fn find(&self, namespace: &str, host: &str, path: &str) -> Option<&CanaryPath> {
         let key = (
             namespace.to_owned(),
             host.to_ascii_lowercase(),
@@ -311,95 +301,19 @@ fn translate_one(
         for (j, path) in http.paths.iter().enumerate() {
             let field = format!("spec.rules[{i}].http.paths[{j}]");
             let written = path.path.as_deref().unwrap_or("/");
-            if settings.use_regex {
-                let pattern = nginx::Settings::path_regex(written);
-                let path_match = match snapshot::Pattern::new(&pattern) {
-                    Ok(p) => PathMatch::Regex(p),
-                    Err(e) => {
-                        diags.error(
-                            &object,
-                            format!("{field}.path"),
-                            Reason::InvalidField,
-                            format!("{written:?} is not a regular expression (use-regex): {e}"),
-                        );
-                        continue;
-                    }
-                };
-                let filters = match filters(&path_match, written) {
-                    Ok(f) => f,
-                    Err(msg) => {
-                        diags.error(
-                            &object,
-                            format!("metadata.annotations[{}rewrite-target]", nginx::PREFIX),
-                            Reason::InvalidAnnotation,
-                            format!("{msg}; the path is not served"),
-                        );
-                        continue;
-                    }
-                };
-                let target = backend_target(
-                    &path.backend,
-                    &namespace,
-                    protocol,
-                    &object,
-                    &format!("{field}.backend"),
-                    backends,
-                    builder,
-                    diags,
-                );
-                let canary = compat.and_then(|c| {
-                    c.find(
-                        &namespace,
-                        rule.host.as_deref().unwrap_or_default(),
-                        written,
-                    )
-                });
-                add_path_routes(
-                    &PathRoutes {
-                        id: format!("ingress/{namespace}/{name}/rule/{i}/path/{j}"),
-                        origin: &origin,
-                        host: &host,
-                        path_match,
-                        target,
-                        filters,
-                        extras: &extras,
-                        canary,
-                        namespace: &namespace,
-                        protocol,
-                        backends,
-                        provenance: provenance(field),
-                    },
-                    builder,
-                    diags,
-                );
+            let Some(path_match) =
+                path_match(path, written, settings.use_regex, &object, &field, diags)
+            else {
                 continue;
-            }
-            let value = match normalize_rule_path(written) {
-                Ok(v) => v,
-                Err(msg) => {
-                    diags.error(&object, format!("{field}.path"), Reason::InvalidField, msg);
-                    continue;
-                }
             };
-            if value != written {
-                diags.warning(
-                    &object,
-                    format!("{field}.path"),
-                    Reason::InvalidField,
-                    format!("{written:?} is matched as {value:?}: request paths are normalized before matching"),
-                );
-            }
-            let path_match = match path.path_type.as_str() {
-                "Exact" => PathMatch::Exact(value.as_str().into()),
-                "Prefix" | "ImplementationSpecific" => PathMatch::prefix(&value),
-                other => {
+            let filters = match filters(&path_match, written) {
+                Ok(f) => f,
+                Err(msg) => {
                     diags.error(
                         &object,
-                        format!("{field}.pathType"),
-                        Reason::InvalidField,
-                        format!(
-                            "{other:?} is not a path type: use Exact, Prefix or ImplementationSpecific"
-                        ),
+                        format!("metadata.annotations[{}rewrite-target]", nginx::PREFIX),
+                        Reason::InvalidAnnotation,
+                        format!("{msg}; the path is not served"),
                     );
                     continue;
                 }
@@ -414,13 +328,6 @@ fn translate_one(
                 builder,
                 diags,
             );
-            let filters = match filters(&path_match, written) {
-                Ok(f) => f,
-                Err(msg) => {
-                    diags.error(&object, format!("{field}.path"), Reason::InvalidField, msg);
-                    continue;
-                }
-            };
             let canary = compat.and_then(|c| {
                 c.find(
                     &namespace,
@@ -520,6 +427,66 @@ fn translate_one(
             Reason::InvalidField,
             "the Ingress has neither rules nor a defaultBackend: it serves nothing",
         );
+    }
+}
+
+/// The path condition of one Ingress path: a case-insensitive regular
+/// expression anchored at the start under `use-regex` (nginx's
+/// `location ~* "^<path>"`), else the normalized path by its type.
+/// `None` when the path cannot be served (reported).
+fn path_match(
+    path: &k8s_openapi::api::networking::v1::HTTPIngressPath,
+    written: &str,
+    use_regex: bool,
+    object: &ObjectRef,
+    field: &str,
+    diags: &mut Diagnostics,
+) -> Option<PathMatch> {
+    if use_regex {
+        return match Pattern::new(&nginx::Settings::path_regex(written)) {
+            Ok(p) => Some(PathMatch::Regex(p)),
+            Err(e) => {
+                diags.error(
+                    object,
+                    format!("{field}.path"),
+                    Reason::InvalidField,
+                    format!("{written:?} is not a regular expression (use-regex): {e}"),
+                );
+                None
+            }
+        };
+    }
+    let value = match normalize_rule_path(written) {
+        Ok(v) => v,
+        Err(msg) => {
+            diags.error(object, format!("{field}.path"), Reason::InvalidField, msg);
+            return None;
+        }
+    };
+    if value != written {
+        diags.warning(
+            object,
+            format!("{field}.path"),
+            Reason::InvalidField,
+            format!(
+                "{written:?} is matched as {value:?}: request paths are normalized before matching"
+            ),
+        );
+    }
+    match path.path_type.as_str() {
+        "Exact" => Some(PathMatch::Exact(value.as_str().into())),
+        "Prefix" | "ImplementationSpecific" => Some(PathMatch::prefix(&value)),
+        other => {
+            diags.error(
+                object,
+                format!("{field}.pathType"),
+                Reason::InvalidField,
+                format!(
+                    "{other:?} is not a path type: use Exact, Prefix or ImplementationSpecific"
+                ),
+            );
+            None
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::ingress::Canaries;
 use crate::nginx::{self, Finding, Verdict};
 
 /// The outcome for one Ingress.
@@ -55,31 +56,11 @@ pub fn migrate(
     list.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
-    // Canaries first, keyed by namespace, host and path.
-    let mut canaries: BTreeMap<(String, String, String), (String, nginx::Canary, IngressBackend)> =
-        BTreeMap::new();
+    // Canaries first, by the namespace, host and path they shadow: the
+    // same collection the translator serves them from.
+    let mut canaries = Canaries::default();
     for ingress in &list {
-        let ns = ingress.metadata.namespace.clone().unwrap_or_default();
-        let parsed = nginx::parse(ingress.metadata.annotations.as_ref(), &ns);
-        if let (Some(c), false) = (&parsed.settings.canary, parsed.blocked()) {
-            for rule in ingress.spec.iter().flat_map(|s| s.rules.iter().flatten()) {
-                for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
-                    canaries
-                        .entry((
-                            ns.clone(),
-                            rule.host.clone().unwrap_or_default().to_ascii_lowercase(),
-                            path.path.clone().unwrap_or_else(|| "/".into()),
-                        ))
-                        .or_insert_with(|| {
-                            (
-                                ingress.metadata.name.clone().unwrap_or_default(),
-                                c.clone(),
-                                path.backend.clone(),
-                            )
-                        });
-                }
-            }
-        }
+        canaries.collect(ingress);
     }
     list.into_iter()
         .map(|ingress| one(ingress, services, class, &canaries))
@@ -102,7 +83,7 @@ fn one(
     ingress: &Ingress,
     services: &[Arc<Service>],
     class: &str,
-    canaries: &BTreeMap<(String, String, String), (String, nginx::Canary, IngressBackend)>,
+    canaries: &Canaries,
 ) -> Migration {
     let ns = ingress.metadata.namespace.clone().unwrap_or_default();
     let name = ingress.metadata.name.clone().unwrap_or_default();
@@ -216,15 +197,11 @@ fn one(
                 continue;
             }
             let rules = &mut by_host[index].1;
-            let canary = canaries.get(&(
-                ns.clone(),
-                host.clone().unwrap_or_default(),
-                written.clone(),
-            ));
-            let canary_ref = canary.and_then(|(_, _, b)| backend_ref(b, &mut out, None));
-            if let (Some((canary_name, c, _)), Some(canary_ref), Some(main)) =
-                (canary, canary_ref, main.clone())
+            let canary = canaries.find(&ns, host.as_deref().unwrap_or_default(), &written);
+            let canary_ref = canary.and_then(|c| backend_ref(&c.backend, &mut out, None));
+            if let (Some(found), Some(canary_ref), Some(main)) = (canary, canary_ref, main.clone())
             {
+                let (canary_name, c) = (&found.object.name, &found.canary);
                 out.findings.push(finding(Verdict::Same, "spec", format!("path {written:?} takes the canary Ingress {ns}/{canary_name} as extra rules")));
                 let header = |name: &str, type_: StringMatchType, value: &str| HeaderMatch {
                     type_,
