@@ -455,7 +455,7 @@ pub fn parse(annotations: Option<&BTreeMap<String, String>>, namespace: &str) ->
             break;
         };
         if name == "enable-cors" {
-            cors = p.boolean(key, value) == Some(true);
+            cors = boolean(value) == Some(true);
         }
         p.one(key, name, value.trim());
     }
@@ -502,16 +502,8 @@ impl Parser<'_> {
         self.all?.get(&format!("{PREFIX}{name}")).map(|v| v.trim())
     }
 
-    fn boolean(&self, _key: &str, value: &str) -> Option<bool> {
-        match value.trim() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        }
-    }
-
     fn flag(&mut self, key: &str, value: &str) -> Option<bool> {
-        let b = self.boolean(key, value);
+        let b = boolean(value);
         if b.is_none() {
             self.malformed(
                 key,
@@ -649,7 +641,7 @@ impl Parser<'_> {
                 }
             }
             "enable-cors" => {
-                if self.boolean(key, value).is_none() {
+                if boolean(value).is_none() {
                     self.malformed(key, format!("{value:?} is not a boolean: use \"true\" or \"false\""));
                 } else {
                     self.note(key, Verdict::Same, "preflights are answered by the gateway; the cors-* annotations and their ingress-nginx defaults apply");
@@ -658,7 +650,7 @@ impl Parser<'_> {
             "cors-allow-origin" | "cors-allow-methods" | "cors-allow-headers"
             | "cors-expose-headers" | "cors-allow-credentials" | "cors-max-age" => {
                 let ok = match name {
-                    "cors-allow-credentials" => self.boolean(key, value).is_some(),
+                    "cors-allow-credentials" => boolean(value).is_some(),
                     "cors-max-age" => value.parse::<u32>().is_ok(),
                     "cors-allow-origin" => value.split(',').map(str::trim).all(|o| o == "*" || o.starts_with("http://") || o.starts_with("https://")),
                     _ => value.split(',').map(str::trim).all(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
@@ -964,6 +956,15 @@ impl Parser<'_> {
             let key = format!("{PREFIX}canary-by-header-value");
             self.note(&key, Verdict::Differs, "no effect without canary-by-header");
         }
+    }
+}
+
+/// `"true"` or `"false"`, as ingress-nginx spells booleans.
+fn boolean(value: &str) -> Option<bool> {
+    match value.trim() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
     }
 }
 
