@@ -226,7 +226,7 @@ async fn quickstart_applied_with_kubectl_routes_and_reports_status() {
     .await;
     let table = cluster.kubectl.ok(&["get", "apiroutes"]).await;
     let header = table.lines().next().unwrap();
-    for column in ["NAME", "HOSTS", "ACCEPTED", "AGE"] {
+    for column in ["NAME", "HOSTS", "ACCEPTED", "PROGRAMMED", "AGE"] {
         assert!(header.contains(column), "no {column} column in:\n{table}");
     }
     assert!(table.contains("api.localhost"), "{table}");
@@ -601,6 +601,124 @@ impl Load {
         let failures = self.failures.lock().unwrap().clone();
         (self.sent.load(Ordering::Relaxed), failures)
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_policies_report_status_and_are_enforced() {
+    let cluster = Cluster::start().await;
+    let gw = cluster.gateway(&[]).await;
+    let client = HttpClient::new();
+    // The published example, and a policy whose target does not exist.
+    let example =
+        std::fs::read_to_string(repo("examples/rate-limits/ratelimitpolicy.yaml")).unwrap();
+    let out = cluster.kubectl.apply(&example).await;
+    assert!(out.contains("orders-limits created"), "{out}");
+    cluster
+        .kubectl
+        .apply(
+            "apiVersion: gatehouse.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: orphan}
+spec:
+  targetRefs: [{kind: ApiRoute, name: no-such-route}]
+  limits:
+  - {name: all, key: {type: Route}, rate: {requests: 1, per: 1s}}
+",
+        )
+        .await;
+
+    let settled = |name: &'static str, programmed: &'static str| {
+        let cluster = &cluster;
+        async move {
+            let policy = cluster.get("ratelimitpolicy", name).await;
+            condition(&policy, "Programmed").is_some_and(|c| c["status"] == programmed)
+        }
+    };
+    for name in ["orders-limits", "web-per-key"] {
+        eventually(
+            Duration::from_secs(10),
+            "the example policies are Programmed",
+            || settled(name, "True"),
+        )
+        .await;
+        let policy = cluster.get("ratelimitpolicy", name).await;
+        let generation = policy.pointer("/metadata/generation").cloned().unwrap();
+        for kind in ["Accepted", "ResolvedRefs", "Programmed"] {
+            let c = condition(&policy, kind).unwrap_or_else(|| panic!("no {kind} in {policy:#}"));
+            assert_eq!(c["status"], "True", "{name}: {c:#}");
+            assert_eq!(c["reason"], kind, "{name}: {c:#}");
+            assert_eq!(c["observedGeneration"], generation, "{name}: {c:#}");
+        }
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the orphan policy is not Programmed",
+        || settled("orphan", "False"),
+    )
+    .await;
+    let table = cluster.kubectl.ok(&["get", "ratelimitpolicies"]).await;
+    let header = table.lines().next().unwrap();
+    for column in ["NAME", "ACCEPTED", "PROGRAMMED", "AGE"] {
+        assert!(header.contains(column), "no {column} column in:\n{table}");
+    }
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("orphan ") && l.contains("True") && l.contains("False")),
+        "{table}"
+    );
+    let orphan = cluster.get("ratelimitpolicy", "orphan").await;
+    let resolved = condition(&orphan, "ResolvedRefs").unwrap();
+    assert_eq!(resolved["status"], "False", "{resolved:#}");
+    let message = resolved["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.targetRefs[0]") && message.contains("no-such-route"),
+        "{message}"
+    );
+    assert_eq!(condition(&orphan, "Accepted").unwrap()["status"], "True");
+
+    // The per-client limit of the `orders` rule: a burst of 10 plus one,
+    // then 429 with the headers; the `beta` rule of the same route is not
+    // limited.
+    let mut codes = Vec::new();
+    let mut rejected = None;
+    for _ in 0..20 {
+        let r = client
+            .get(gw.http, "api.localhost", "/v1/orders")
+            .await
+            .unwrap();
+        codes.push(r.status.as_u16());
+        if r.status == 429 && rejected.is_none() {
+            rejected = Some(r);
+        }
+    }
+    assert!(codes[..11].iter().all(|c| *c == 200), "{codes:?}");
+    let rejected = rejected.unwrap_or_else(|| panic!("never limited: {codes:?}"));
+    assert!(rejected.headers.contains_key("retry-after"));
+    assert_eq!(rejected.headers["ratelimit-limit"], "11", "burst + 1");
+    let beta = client
+        .send(
+            gw.http,
+            Method::GET,
+            "api.localhost",
+            "/v1/orders/1",
+            &[("x-beta", "true")],
+            bytes::Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(beta.status, 200);
+    assert!(!beta.headers.contains_key("ratelimit-limit"));
+
+    // Deleting the targeted route leaves the policy accepted but no longer
+    // programmed.
+    cluster.kubectl.ok(&["delete", "apiroute", "orders"]).await;
+    eventually(
+        Duration::from_secs(10),
+        "orders-limits is no longer Programmed",
+        || settled("orders-limits", "False"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -31,6 +31,7 @@ use crate::traffic::{
     status = "ResourceStatus",
     printcolumn = r#"{"name":"Hosts","type":"string","jsonPath":".spec.hostnames","description":"Hostnames this route serves"}"#,
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status","description":"Whether Gatehouse accepted the route"}"#,
+    printcolumn = r#"{"name":"Programmed","type":"string","jsonPath":".status.conditions[?(@.type==\"Programmed\")].status","description":"Whether the route is live in the data plane"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("!has(self.rules) || self.rules.all(r, !has(r.name) || self.rules.filter(x, has(x.name) && x.name == r.name).size() == 1)").message("rule names must be unique within an ApiRoute"))]

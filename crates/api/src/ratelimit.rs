@@ -23,6 +23,7 @@ use crate::common::ResourceStatus;
     doc = "A RateLimitPolicy limits how fast clients may send requests to ApiRoutes and Ingresses.",
     status = "ResourceStatus",
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status","description":"Whether Gatehouse accepted the policy"}"#,
+    printcolumn = r#"{"name":"Programmed","type":"string","jsonPath":".status.conditions[?(@.type==\"Programmed\")].status","description":"Whether the policy is live in the data plane"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

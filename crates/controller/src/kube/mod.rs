@@ -517,7 +517,7 @@ async fn reconcile(client: &Client, p: &Published) {
         let wanted = status::conditions(
             route.metadata.generation,
             &found,
-            true,
+            false,
             programmed,
             &existing,
             &now,
@@ -535,8 +535,8 @@ async fn reconcile(client: &Client, p: &Published) {
         let wanted = status::conditions(
             policy.metadata.generation,
             &found,
-            false,
-            false,
+            true,
+            status::programmed(&p.snapshot, &object),
             &existing,
             &now,
         );

@@ -20,8 +20,19 @@ pub(crate) fn by_object(diagnostics: &[Diagnostic]) -> BTreeMap<&ObjectRef, Vec<
     map
 }
 
-/// Whether any route of the snapshot came from `object`.
+/// Whether `object` is live in the snapshot: for a RateLimitPolicy, some
+/// served route enforces one of its limits; for anything else, some route
+/// came from it.
 pub(crate) fn programmed(snapshot: &Snapshot, object: &ObjectRef) -> bool {
+    if &*object.kind == "RateLimitPolicy" {
+        // Limit ids are `namespace/policy/limit`.
+        let prefix = format!("{}/{}/", object.namespace, object.name);
+        return snapshot
+            .routes
+            .iter()
+            .flat_map(|r| r.rate_limits.iter())
+            .any(|l| l.id.starts_with(&prefix));
+    }
     snapshot.routes.iter().any(|r| {
         *r.origin.kind == *object.kind
             && r.origin.namespace == object.namespace
@@ -45,14 +56,14 @@ fn summary(list: &[&&Diagnostic]) -> String {
     out
 }
 
-/// The conditions an object should carry. `serves` is whether the object
-/// kind produces routes (a policy does not); `programmed` whether routes
-/// of it are live. Conditions whose status, reason, message and generation
-/// did not change keep their transition time.
+/// The conditions an object should carry; `programmed` is whether it is
+/// live in the data plane (see [`programmed`]). Conditions whose status,
+/// reason, message and generation did not change keep their transition
+/// time.
 pub(crate) fn conditions(
     generation: Option<i64>,
     diagnostics: &[&Diagnostic],
-    serves: bool,
+    policy: bool,
     programmed: bool,
     existing: &[Condition],
     now: &Time,
@@ -77,23 +88,22 @@ pub(crate) fn conditions(
     } else {
         ("False", refs[0].reason.as_str(), summary(&refs))
     };
-    let mut wanted = vec![("Accepted", accepted), ("ResolvedRefs", resolved)];
-    if serves {
-        let p = if programmed {
-            (
-                "True",
-                "Programmed",
-                "the routes are live in the data plane".to_owned(),
-            )
-        } else {
-            (
-                "False",
-                "NotProgrammed",
-                "no route of this object is served".to_owned(),
-            )
-        };
-        wanted.push(("Programmed", p));
-    }
+    let live = match (policy, programmed) {
+        (false, true) => "the routes are live in the data plane",
+        (false, false) => "no route of this object is served",
+        (true, true) => "served routes enforce its limits",
+        (true, false) => "no served route carries its limits",
+    };
+    let programmed = if programmed {
+        ("True", "Programmed", live.to_owned())
+    } else {
+        ("False", "NotProgrammed", live.to_owned())
+    };
+    let wanted = [
+        ("Accepted", accepted),
+        ("ResolvedRefs", resolved),
+        ("Programmed", programmed),
+    ];
     wanted
         .into_iter()
         .map(|(type_, (status, reason, message))| {
@@ -153,7 +163,7 @@ mod tests {
 
     #[test]
     fn healthy_objects_are_accepted_resolved_and_programmed() {
-        let c = conditions(Some(3), &[], true, true, &[], &now());
+        let c = conditions(Some(3), &[], false, true, &[], &now());
         let find = |t: &str| c.iter().find(|x| x.type_ == t).unwrap();
         assert_eq!(find("Accepted").status, "True");
         assert_eq!(find("ResolvedRefs").status, "True");
@@ -177,7 +187,7 @@ mod tests {
         let c = conditions(
             Some(1),
             &[&invalid, &missing, &warning],
-            true,
+            false,
             false,
             &[],
             &now(),
@@ -197,11 +207,11 @@ mod tests {
 
     #[test]
     fn unchanged_conditions_keep_their_time_and_compare_equal() {
-        let first = conditions(Some(1), &[], true, true, &[], &now());
+        let first = conditions(Some(1), &[], false, true, &[], &now());
         let later = Time(k8s_openapi::jiff::Timestamp::from_second(1_900_000_000).unwrap());
-        let again = conditions(Some(1), &[], true, true, &first, &later);
+        let again = conditions(Some(1), &[], false, true, &first, &later);
         assert!(same(&first, &again), "no write needed");
-        let bumped = conditions(Some(2), &[], true, true, &first, &later);
+        let bumped = conditions(Some(2), &[], false, true, &first, &later);
         assert!(!same(&first, &bumped), "a new generation is a change");
         assert_eq!(
             bumped[0].last_transition_time, first[0].last_transition_time,
