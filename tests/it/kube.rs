@@ -78,19 +78,22 @@ impl Cluster {
         }
     }
 
-    /// Starts `gatehouse run` against the simulator and waits until ready.
+    /// Starts `gatehouse run` against the simulator, publishing
+    /// [`PUBLISHED`], and waits until ready.
     async fn gateway(&self, extra: &[&str]) -> GatewayProcess {
-        let mut args: Vec<String> = [
-            "run",
-            "--kubeconfig",
-            &self.kubectl.kubeconfig().display().to_string(),
-            "--publish-address",
-            PUBLISHED,
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut args = vec!["--publish-address", PUBLISHED];
+        args.extend_from_slice(extra);
+        self.gateway_publishing(&args).await
+    }
+
+    /// Starts `gatehouse run` with only `extra` beyond the kubeconfig.
+    async fn gateway_publishing(&self, extra: &[&str]) -> GatewayProcess {
+        let kubeconfig = self.kubectl.kubeconfig().display().to_string();
+        let args: Vec<String> = ["run", "--kubeconfig", &kubeconfig]
+            .iter()
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect();
         GatewayProcess::start(&args, Duration::from_secs(30)).await
     }
 
@@ -717,6 +720,67 @@ spec:
         Duration::from_secs(10),
         "orders-limits is no longer Programmed",
         || settled("orders-limits", "False"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingress_status_follows_the_published_service() {
+    let cluster = Cluster::start().await;
+    cluster
+        .sim
+        .put(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gatehouse", "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.20",
+                     "ports": [{"name": "http", "port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.9"}]}},
+        }))
+        .unwrap();
+    let _gw = cluster
+        .gateway_publishing(&["--publish-service", "default/gatehouse"])
+        .await;
+    let address = || {
+        let kubectl = cluster.kubectl.clone();
+        async move {
+            kubectl
+                .ok(&[
+                    "get",
+                    "ingress",
+                    "web",
+                    "-o",
+                    "jsonpath={.status.loadBalancer.ingress[0]['ip','hostname']}",
+                ])
+                .await
+                .trim()
+                .to_owned()
+        }
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the Ingress reports the Service's load balancer",
+        || async { address().await == "198.51.100.9" },
+    )
+    .await;
+
+    // The cloud hands the Service a new address: the Ingress follows.
+    cluster
+        .kubectl
+        .ok(&[
+            "patch",
+            "service",
+            "gatehouse",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"loadBalancer":{"ingress":[{"hostname":"lb.example.net"}]}}}"#,
+        ])
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "the Ingress reports the new load balancer address",
+        || async { address().await == "lb.example.net" },
     )
     .await;
 }
