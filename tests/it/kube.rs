@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde_json::{Value, json};
 use testkit::kubesim::{KubeSim, Kubectl};
-use testkit::{EchoServer, GatewayProcess, HttpClient, eventually};
+use testkit::pki::{Ca, tls_secret};
+use testkit::{EchoServer, GatewayProcess, HttpClient, TlsClient, eventually};
 
 /// The address `--publish-address` reports in Ingress status.
 const PUBLISHED: &str = "203.0.113.7";
@@ -782,6 +783,95 @@ async fn ingress_status_follows_the_published_service() {
         "the Ingress reports the new load balancer address",
         || async { address().await == "lb.example.net" },
     )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_tls_secret_is_reported_and_a_mended_one_served() {
+    let cluster = Cluster::start().await;
+    let gw = cluster.gateway(&[]).await;
+    let ca = Ca::new("kube test CA");
+    cluster
+        .kubectl
+        .apply(&format!(
+            "{}---
+apiVersion: gatehouse.dev/v1alpha1
+kind: ApiRoute
+metadata: {{name: secure}}
+spec:
+  hostnames: [secure.localhost]
+  tls: {{certificateRef: {{name: secure-cert}}}}
+  rules:
+  - backends: [{{name: echo-a, port: 80}}]
+",
+            tls_secret("secure-cert", &ca.expired_server(&["secure.localhost"]))
+        ))
+        .await;
+    let resolved = || {
+        let cluster = &cluster;
+        async move { condition(&cluster.get("apiroute", "secure").await, "ResolvedRefs") }
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the route reports its expired certificate",
+        || async { resolved().await.is_some_and(|c| c["status"] == "False") },
+    )
+    .await;
+    let c = resolved().await.unwrap();
+    assert_eq!(c["reason"], "InvalidCertificate", "{c:#}");
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.tls.certificateRef") && message.contains("expired"),
+        "{message}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "a Warning event about the certificate",
+        || async {
+            cluster
+                .sim
+                .list("events.k8s.io/v1", "events")
+                .iter()
+                .any(|e| {
+                    e.pointer("/regarding/name").and_then(Value::as_str) == Some("secure")
+                        && e["reason"] == "InvalidCertificate"
+                        && e["type"] == "Warning"
+                })
+        },
+    )
+    .await;
+    // The host is served with the default certificate meanwhile.
+    let names = || async {
+        TlsClient::default()
+            .connect(gw.https, Some("secure.localhost"))
+            .await
+            .unwrap()
+            .server_names()
+    };
+    assert_ne!(names().await, ["secure.localhost"]);
+    let mut conn = TlsClient::default()
+        .connect(gw.https, Some("secure.localhost"))
+        .await
+        .unwrap();
+    assert_eq!(conn.get("secure.localhost", "/").await.unwrap().status, 200);
+
+    // A renewed certificate in the same Secret: resolved and served.
+    cluster
+        .kubectl
+        .apply(&tls_secret(
+            "secure-cert",
+            &ca.server(&["secure.localhost"]),
+        ))
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "the renewed certificate is served",
+        || async { names().await == ["secure.localhost"] },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "ResolvedRefs=True", || async {
+        resolved().await.is_some_and(|c| c["status"] == "True")
+    })
     .await;
 }
 

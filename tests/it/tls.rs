@@ -172,6 +172,32 @@ async fn openssl_and_curl_see_the_right_certificates() {
         assert!(text.contains("ALPN protocol: h2"), "{sni}: {text}");
         assert!(text.contains("Verify return code: 0 (ok)"), "{sni}: {text}");
     }
+    // TLS 1.2 with an AEAD suite is served; CBC suites, RSA key exchange
+    // and TLS 1.1 are not.
+    let handshake = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", "a.example.com"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tls12 = handshake(&["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]);
+    assert!(
+        tls12.contains("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{tls12}"
+    );
+    for refused in [
+        ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],
+        ["-tls1_2", "-cipher", "AES128-GCM-SHA256"],
+        ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+    ] {
+        let out = handshake(&refused);
+        assert!(out.contains("Cipher is (NONE)"), "{refused:?}: {out}");
+    }
+
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -248,52 +274,93 @@ async fn http_is_redirected_for_tls_hosts_and_hsts_is_sent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_secret_is_reported_and_its_host_gets_the_default_certificate() {
     let s = setup(&[]).await;
-    let other = s.ca.server(&["a.example.com"]);
     let good = s.ca.server(&["a.example.com"]);
-    // The key of another certificate: a mismatch.
-    let broken = Issued {
-        cert: good.cert.clone(),
-        key: other.key,
+    let broken = [
+        (
+            // The key of another certificate.
+            tls_secret(
+                "a-cert-2",
+                &Issued {
+                    cert: good.cert.clone(),
+                    key: s.ca.server(&["a.example.com"]).key,
+                },
+            ),
+            "does not match the certificate",
+        ),
+        (
+            tls_secret("a-cert-2", &s.ca.expired_server(&["a.example.com"])),
+            "the certificate expired on Wed, 01 Jan 2020",
+        ),
+        (
+            tls_secret(
+                "a-cert-2",
+                &Issued {
+                    cert: "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+                        .into(),
+                    key: good.key.clone(),
+                },
+            ),
+            "not valid PEM",
+        ),
+    ];
+    let original = std::fs::read_to_string(s.dir.path().join("config.yaml")).unwrap();
+    let with = |secret: &str| {
+        format!("{original}---\n{secret}\n")
+            .replace("secretName: a-cert\n", "secretName: a-cert-2\n")
     };
-    let text = std::fs::read_to_string(s.dir.path().join("config.yaml")).unwrap();
-    let text = format!("{text}---\n{}\n", tls_secret("a-cert-2", &broken))
-        .replace("secretName: a-cert\n", "secretName: a-cert-2\n");
-    let broken_dir = tempfile::tempdir().unwrap();
-    write_atomic(broken_dir.path(), "config.yaml", &text);
-    let (status, out) = run_gatehouse(&["validate", "-f", broken_dir.path().to_str().unwrap()]);
-    assert!(!status.success());
-    assert!(
-        out.contains("spec.tls[0].secretName: Secret default/a-cert-2"),
-        "{out}"
-    );
-    assert!(out.contains("does not match the certificate"), "{out}");
-
-    // Served: the host falls back to the default certificate, the others
-    // are untouched, and the process keeps running.
-    write_atomic(s.dir.path(), "config.yaml", &text);
-    eventually(
-        Duration::from_secs(5),
-        "a.example.com falls back",
-        || async {
-            let conn = TlsClient::default()
-                .connect(s.gw.https, Some("a.example.com"))
+    let names = |host: &'static str| {
+        let https = s.gw.https;
+        async move {
+            TlsClient::default()
+                .connect(https, Some(host))
                 .await
-                .unwrap();
-            conn.server_names() == ["default.example.net"]
-        },
-    )
-    .await;
-    let mut conn = TlsClient::default()
-        .connect(s.gw.https, Some("a.example.com"))
-        .await
-        .unwrap();
-    assert_eq!(conn.get("a.example.com", "/").await.unwrap().status, 200);
-    let conn = TlsClient::default()
-        .connect(s.gw.https, Some("x.wild.example.com"))
-        .await
-        .unwrap();
-    assert_eq!(conn.server_names(), ["*.wild.example.com"]);
-    assert!(s.gw.logs().contains("does not match the certificate"));
+                .unwrap()
+                .server_names()
+        }
+    };
+    for (secret, message) in &broken {
+        // `validate` names the Secret, the field and the reason.
+        let text = with(secret);
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "config.yaml", &text);
+        let (status, out) = run_gatehouse(&["validate", "-f", dir.path().to_str().unwrap()]);
+        assert!(!status.success(), "{out}");
+        assert!(
+            out.contains("spec.tls[0].secretName: Secret default/a-cert-2"),
+            "{out}"
+        );
+        assert!(out.contains(message), "{message}: {out}");
+
+        // Served: the host falls back to the default certificate, the
+        // others are untouched, the process keeps running and logs why.
+        write_atomic(s.dir.path(), "config.yaml", &text);
+        eventually(
+            Duration::from_secs(5),
+            "a.example.com falls back",
+            || async { names("a.example.com").await == ["default.example.net"] },
+        )
+        .await;
+        let mut conn = TlsClient::default()
+            .connect(s.gw.https, Some("a.example.com"))
+            .await
+            .unwrap();
+        assert_eq!(conn.get("a.example.com", "/").await.unwrap().status, 200);
+        assert_eq!(names("x.wild.example.com").await, ["*.wild.example.com"]);
+        assert!(s.gw.logs().contains(message), "{message}");
+
+        // Mended: the host's own certificate is back.
+        write_atomic(
+            s.dir.path(),
+            "config.yaml",
+            &with(&tls_secret("a-cert-2", &good)),
+        );
+        eventually(
+            Duration::from_secs(5),
+            "a.example.com has its certificate again",
+            || async { names("a.example.com").await == ["a.example.com"] },
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

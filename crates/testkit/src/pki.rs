@@ -51,6 +51,17 @@ impl Ca {
         self.issue(&params)
     }
 
+    /// A server certificate for `names` whose validity ended on
+    /// 2020-01-01.
+    pub fn expired_server(&self, names: &[&str]) -> Issued {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("server parameters");
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        self.issue(&params)
+    }
+
     /// A client certificate with common name `cn`.
     pub fn client(&self, cn: &str) -> Issued {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client parameters");

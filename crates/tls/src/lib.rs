@@ -40,11 +40,11 @@ pub enum CertError {
     /// The key does not belong to the first certificate.
     #[error("the private key does not match the certificate")]
     KeyMismatch,
-    /// The certificate's validity ended.
-    #[error("the certificate expired at {0} (Unix time)")]
+    /// The certificate's validity ended (Unix seconds).
+    #[error("the certificate expired on {}", date(*.0))]
     Expired(i64),
-    /// The certificate's validity has not begun.
-    #[error("the certificate is not valid before {0} (Unix time)")]
+    /// The certificate's validity has not begun (Unix seconds).
+    #[error("the certificate is not valid before {}", date(*.0))]
     NotYetValid(i64),
 }
 
@@ -120,6 +120,14 @@ fn unix(t: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
+}
+
+/// A Unix time as an RFC 2822 date (`Wed, 01 Jan 2020 00:00:00 +0000`).
+fn date(unix: i64) -> String {
+    x509_parser::time::ASN1Time::from_timestamp(unix)
+        .ok()
+        .and_then(|t| t.to_rfc2822().ok())
+        .unwrap_or_else(|| format!("{unix} (Unix time)"))
 }
 
 /// Reads the first certificate of a chain: validity and names.
@@ -347,6 +355,10 @@ mod tests {
             check_pair(cert.as_bytes(), key.as_bytes(), later),
             Err(CertError::Expired(_))
         ));
+        assert_eq!(
+            CertError::Expired(1_577_836_800).to_string(),
+            "the certificate expired on Wed, 01 Jan 2020 00:00:00 +0000"
+        );
         assert!(matches!(
             check_ca_bundle(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
             Err(CertError::BadCertificate(_))
