@@ -62,6 +62,22 @@ impl Ca {
         self.issue(&params)
     }
 
+    /// A server certificate for `names` valid from `not_before` to
+    /// `not_after`.
+    pub fn server_valid(
+        &self,
+        names: &[&str],
+        not_before: std::time::SystemTime,
+        not_after: std::time::SystemTime,
+    ) -> Issued {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("server parameters");
+        params.not_before = time::OffsetDateTime::from(not_before);
+        params.not_after = time::OffsetDateTime::from(not_after);
+        self.issue(&params)
+    }
+
     /// A client certificate with common name `cn`.
     pub fn client(&self, cn: &str) -> Issued {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client parameters");
