@@ -190,20 +190,48 @@ async fn hits_misses_directives_vary_coalescing_purge_and_invalidation() {
     }
     assert_eq!(slow.requests(), 1, "coalesced into one upstream request");
 
-    // Purge through the admin API.
-    let purged = c
-        .send(
-            gw.admin,
-            Method::POST,
-            "admin",
-            "/cache/purge?host=cache.example.com&prefix=/a",
-            &[],
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(purged.status, 200);
-    assert!(purged.text().contains("\"removed\":2"), "{}", purged.text());
+    // Purge through the admin API: one key (host, path, query in any
+    // order: both header variants of it), then a prefix.
+    let purge = |query: &'static str| {
+        let c = c.clone();
+        let admin = gw.admin;
+        async move {
+            let r = c
+                .send(
+                    admin,
+                    Method::POST,
+                    "admin",
+                    &format!("/cache/purge?host=cache.example.com&{query}"),
+                    &[],
+                    Bytes::new(),
+                )
+                .await
+                .unwrap();
+            (r.status.as_u16(), r.text())
+        }
+    };
+    assert_eq!(
+        x_cache(&get(&c, &gw, "cache.example.com", "/a?x=9", &[]).await),
+        "MISS"
+    );
+    let (status, text) = purge("path=/a&query=y%3D2%26x%3D1").await;
+    assert_eq!((status, text.as_str()), (200, "{\"removed\":2}\n"));
+    assert_eq!(
+        x_cache(&get(&c, &gw, "cache.example.com", "/a?x=9", &[]).await),
+        "HIT",
+        "another query of the path is kept"
+    );
+    assert_eq!(
+        x_cache(&get(&c, &gw, "cache.example.com", "/a?x=1&y=2", &[]).await),
+        "MISS"
+    );
+    assert_eq!(
+        purge("prefix=/a&path=/a").await.0,
+        400,
+        "prefix and path together are ambiguous"
+    );
+    let (status, text) = purge("prefix=/a").await;
+    assert_eq!((status, text.as_str()), (200, "{\"removed\":2}\n"));
     let r = get(&c, &gw, "cache.example.com", "/a?x=1&y=2", &[]).await;
     assert_eq!(x_cache(&r), "MISS");
     assert_eq!(

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::cache::Purge;
 use crate::state::Gateway;
 
 /// Serves the admin endpoints until `shutdown` completes: `/healthz`,
@@ -176,8 +177,9 @@ fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
     }
 }
 
-/// `POST /cache/purge?host=H&prefix=/P`: removes cached responses for
-/// host `H` whose path starts with `/P` (default `/`).
+/// `POST /cache/purge?host=H&prefix=/P` removes cached responses for host
+/// `H` whose path starts with `/P` (default `/`); `&path=/P[&query=Q]`
+/// instead removes those of exactly one path (and query).
 fn purge(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
@@ -187,14 +189,26 @@ fn purge(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(host) = get("host") else {
         return text(
             StatusCode::BAD_REQUEST,
-            "give ?host= (and optionally &prefix=)\n",
+            "give ?host= and either &prefix=/p or &path=/p (with &query=q for one key)\n",
         );
     };
-    let prefix = get("prefix").unwrap_or("/");
+    let which = match (get("prefix"), get("path"), get("query")) {
+        (Some(_), Some(_), _) | (Some(_), None, Some(_)) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "give &prefix= or &path= (and &query= only with &path=), not both\n",
+            );
+        }
+        (prefix, None, None) => Purge::Prefix(prefix.unwrap_or("/").into()),
+        (None, path, query) => Purge::Key {
+            path: path.unwrap_or("/").into(),
+            query: query.map(Into::into),
+        },
+    };
     let removed = gateway
         .cache()
-        .map_or(0, |c| c.purge(&host.to_ascii_lowercase(), prefix));
-    tracing::info!(host, prefix, removed, "cache purged");
+        .map_or(0, |c| c.purge(&host.to_ascii_lowercase(), &which));
+    tracing::info!(host, ?which, removed, "cache purged");
     let mut resp = Response::new(Full::new(Bytes::from(format!(
         "{{\"removed\":{removed}}}\n"
     ))));

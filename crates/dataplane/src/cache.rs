@@ -317,17 +317,28 @@ impl ResponseCache {
         self.entries.insert(key, variants);
     }
 
-    /// Removes entries whose key (`route|fingerprint|host|path|…`) has a
-    /// host and path starting with `host` and `path_prefix`. Returns the
+    /// Removes the entries of `host` that `which` selects. Returns the
     /// number removed.
-    pub fn purge(&self, host: &str, path_prefix: &str) -> usize {
+    pub fn purge(&self, host: &str, which: &Purge) -> usize {
+        let query = match which {
+            Purge::Key { query, .. } => query.as_deref().map(sorted_query),
+            Purge::Prefix(_) => None,
+        };
         let doomed: Vec<String> = self
             .entries
             .iter()
             .filter_map(|(k, _)| {
-                let mut parts = k.splitn(5, '|');
-                let (_, _, h, p) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-                (h == host && p.starts_with(path_prefix)).then(|| (*k).clone())
+                // `route|fingerprint|host|path|query|header…`
+                let mut parts = k.split('|').skip(2);
+                let (h, p, q) = (parts.next()?, parts.next()?, parts.next()?);
+                let selected = h == host
+                    && match which {
+                        Purge::Prefix(prefix) => p.starts_with(&**prefix),
+                        Purge::Key { path, .. } => {
+                            p == &**path && query.as_deref().is_none_or(|want| want == q)
+                        }
+                    };
+                selected.then(|| (*k).clone())
             })
             .collect();
         for k in &doomed {
@@ -416,6 +427,29 @@ fn weight(key: &str, v: &Variants) -> u32 {
         .map(|s| s.body.len() + s.headers.len() * 64 + 128)
         .sum();
     u32::try_from(bytes + key.len()).unwrap_or(u32::MAX)
+}
+
+/// What `POST /cache/purge` removes, besides the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Purge {
+    /// Every entry whose path starts with this.
+    Prefix(Box<str>),
+    /// The entries of one path: with `query`, only those stored under
+    /// that query (parameters in any order, compared as the key stores
+    /// them); without, every query and header variant of the path.
+    Key {
+        /// The exact path.
+        path: Box<str>,
+        /// The query, without `?`.
+        query: Option<Box<str>>,
+    },
+}
+
+/// A query's parameters sorted and joined, as keys store them.
+fn sorted_query(query: &str) -> String {
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    params.sort_unstable();
+    params.join("&")
 }
 
 /// The route id at the start of a key.

@@ -34,7 +34,7 @@ mod upstream;
 mod validate;
 
 pub use body::{BoxError, ProxyBody};
-pub use cache::{CacheCounters, ResponseCache};
+pub use cache::{CacheCounters, Purge, ResponseCache};
 pub use clientinfo::Cidr;
 pub use listener::{ListenerConfig, bind, serve, serve_tls};
 pub use proxy::{Connection, Proxy, ProxyConfig};
