@@ -276,3 +276,65 @@ async fn tokens_of_every_algorithm_are_verified_and_their_claims_checked() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verified_claim_keys_a_rate_limit() {
+    let echo = EchoServer::start("echo").await;
+    let hs = hs_signer("hs");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "jwks", "namespace": "default", "labels": {"gatehouse.dev/secret": "true"}},
+        "stringData": {"jwks.json": json!({"keys": [hs.jwk.clone()]}).to_string()},
+    });
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("svc", &[echo.addr]),
+            secret.to_string(),
+            route("api", "api.example.com", "{jwksSecretRef: {name: jwks}}"),
+            "apiVersion: gatehouse.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: per-subject, namespace: default}
+spec:
+  targetRefs: [{kind: ApiRoute, name: api}]
+  limits:
+  - {name: per-sub, key: {type: JwtClaim, name: sub}, rate: {requests: 1, per: 10s}, burst: 1}
+"
+            .to_owned(),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let c = HttpClient::new();
+    let as_user = |sub: &str| {
+        let mut claims = good_claims();
+        claims["sub"] = json!(sub);
+        token(&hs, &claims)
+    };
+    let alice = as_user("alice");
+    let codes = |n: usize, t: String| {
+        let (c, gw) = (&c, &gw);
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(
+                    call(c, gw, "api.example.com", Some(&t))
+                        .await
+                        .status
+                        .as_u16(),
+                );
+            }
+            out
+        }
+    };
+    assert_eq!(codes(3, alice.clone()).await, [200, 200, 429]);
+    // Another subject has its own budget, whatever its token's other
+    // claims; a new token of the same subject does not.
+    assert_eq!(codes(2, as_user("bob")).await, [200, 200]);
+    assert_eq!(codes(1, as_user("alice")).await, [429]);
+    // Unauthenticated requests are refused before they count.
+    assert_eq!(call(&c, &gw, "api.example.com", None).await.status, 401);
+    assert_eq!(echo.requests(), 4);
+}

@@ -28,8 +28,11 @@ use crate::common::ResourceStatus;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimitPolicySpec {
-    /// Routes this policy applies to, in the policy's namespace.
-    #[schemars(length(min = 1, max = 16))]
+    /// Routes this policy applies to, in the policy's namespace. May be
+    /// empty when Ingresses name the policy in their
+    /// `gatehouse.dev/rate-limit-policy` annotation instead.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
     pub target_refs: Vec<PolicyTargetRef>,
 
     /// The limits. A request must pass every limit; the first one it

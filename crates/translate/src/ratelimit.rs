@@ -165,14 +165,6 @@ fn check_one(
 ) {
     let (object, _) = identity("RateLimitPolicy", &policy.metadata);
     let ns = policy.metadata.namespace.as_deref().unwrap_or_default();
-    if policy.spec.target_refs.is_empty() {
-        diags.error(
-            &object,
-            "spec.targetRefs",
-            Reason::InvalidField,
-            "a policy needs at least one target",
-        );
-    }
     for (i, t) in policy.spec.target_refs.iter().enumerate() {
         let field = format!("spec.targetRefs[{i}]");
         match t.kind {
