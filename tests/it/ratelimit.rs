@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http::Method;
-use testkit::manifests::{INGRESS_CLASS, docs, service, write_atomic};
+use testkit::manifests::{INGRESS_CLASS, docs, ingress, service, write_atomic};
 use testkit::nginx::Nginx;
 use testkit::{EchoServer, GatewayProcess, HttpClient, eventually, free_addr};
 
@@ -207,6 +207,19 @@ async fn a_global_limit_is_shared_through_redis_and_fails_open_when_it_is_gone()
                 "{name: shared, key: {type: Route}, rate: {requests: 1, per: 1m}, burst: 9, scope: Global}",
                 "",
             ),
+            route("mixed", "mixed.example.com"),
+            policy(
+                "a-mixed-global",
+                "mixed",
+                "{name: route, key: {type: Route}, rate: {requests: 1, per: 1m}, burst: 2, scope: Global}",
+                "",
+            ),
+            policy(
+                "b-mixed-local",
+                "mixed",
+                "{name: user, key: {type: Header, name: x-user}, rate: {requests: 1, per: 1m}}",
+                "",
+            ),
             policy(
                 "strict",
                 "closed",
@@ -235,6 +248,24 @@ async fn a_global_limit_is_shared_through_redis_and_fails_open_when_it_is_gone()
         }
     }
     assert_eq!(allowed, 10, "one budget of 10 shared by both replicas");
+    // A request the local limit rejects gives its global budget back (in
+    // Redis): alice's second costs nothing, so carol still gets in.
+    let mut codes = Vec::new();
+    for user in ["alice", "alice", "bob", "carol", "dave"] {
+        let r = client
+            .send(
+                gw1.http,
+                Method::GET,
+                "mixed.example.com",
+                "/",
+                &[("x-user", user)],
+                bytes::Bytes::new(),
+            )
+            .await
+            .unwrap();
+        codes.push(r.status.as_u16());
+    }
+    assert_eq!(codes, [200, 429, 200, 200, 429]);
     assert_eq!(
         client
             .get(gw1.http, "closed.example.com", "/")
@@ -310,4 +341,86 @@ async fn a_global_limit_is_shared_through_redis_and_fails_open_when_it_is_gone()
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policies_attach_by_target_and_annotation_and_all_apply() {
+    let echo = EchoServer::start("echo").await;
+    let dir = tempfile::tempdir().unwrap();
+    let limit = |name: &str, key: &str, burst: u32| {
+        format!("{{name: {name}, key: {key}, rate: {{requests: 1, per: 10s}}, burst: {burst}}}")
+    };
+    let policy_for = |name: &str, targets: &str, limit: &str| {
+        format!(
+            "apiVersion: gatehouse.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  targetRefs: {targets}\n  limits: [{limit}]\n"
+        )
+    };
+    let annotated = ingress("shop", "shop.example.com", &[("/", "Prefix", "svc")]).replace(
+        "metadata: {name: shop}",
+        "metadata: {name: shop, annotations: {gatehouse.dev/rate-limit-policy: by-annotation}}",
+    );
+    assert!(annotated.contains("rate-limit-policy"), "{annotated}");
+    write_atomic(
+        dir.path(),
+        "config.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("svc", &[echo.addr]),
+            annotated,
+            ingress("plain", "plain.example.com", &[("/", "Prefix", "svc")]),
+            route("combo", "combo.example.com"),
+            // Used only through the annotation: no targets of its own.
+            policy_for("by-annotation", "[]", &limit("all", "{type: Route}", 1)),
+            policy_for(
+                "by-target",
+                "[{kind: Ingress, name: plain}]",
+                &limit("per-client", "{type: ClientIP}", 2),
+            ),
+            // Two policies on one route: every limit applies. The route's
+            // budget is checked first (policies go by name).
+            policy("a-whole", "combo", &limit("whole", "{type: Route}", 5), ""),
+            policy(
+                "per-user",
+                "combo",
+                &limit("per-user", "{type: Header, name: x-user}", 4),
+                "",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let client = HttpClient::new();
+    let codes = |host: &'static str, user: &'static str, n: usize| {
+        let (client, addr) = (&client, gw.http);
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let r = client
+                    .send(
+                        addr,
+                        Method::GET,
+                        host,
+                        "/",
+                        &[("x-user", user)],
+                        bytes::Bytes::new(),
+                    )
+                    .await
+                    .unwrap();
+                out.push(r.status.as_u16());
+            }
+            out
+        }
+    };
+    assert_eq!(codes("shop.example.com", "-", 3).await, [200, 200, 429]);
+    assert_eq!(
+        codes("plain.example.com", "-", 4).await,
+        [200, 200, 200, 429]
+    );
+    // alice spends her 5; her sixth, rejected by her own limit, gives the
+    // route's budget back, so bob takes its sixth and last.
+    assert_eq!(
+        codes("combo.example.com", "alice", 6).await,
+        [200, 200, 200, 200, 200, 429]
+    );
+    assert_eq!(codes("combo.example.com", "bob", 1).await, [200]);
+    assert_eq!(codes("combo.example.com", "carol", 1).await, [429]);
 }

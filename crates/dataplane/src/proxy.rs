@@ -538,8 +538,9 @@ impl Proxy {
             }
         };
 
-        // Phase 3b: rate limits. Every limit is checked (so each budget
-        // counts the request); the first that rejects decides.
+        // Phase 3b: rate limits, in the snapshot's order. An allowed
+        // request is counted by every limit; the first that rejects
+        // decides, and the request is counted by none.
         let client = if route.rate_limits.is_empty() {
             String::new()
         } else {
@@ -548,29 +549,11 @@ impl Proxy {
         let span_start =
             (extras.obs.recording && !route.rate_limits.is_empty()).then(SystemTime::now);
         let mut limited = None;
-        for limit in &route.rate_limits {
-            let claim_key: String;
-            let key: &[u8] = match &limit.key {
-                RateLimitKey::ClientIp => client.as_bytes(),
-                RateLimitKey::Header(name) => parts
-                    .headers
-                    .get(name)
-                    .map_or(&[][..], HeaderValue::as_bytes),
-                RateLimitKey::Route => route.id.as_bytes(),
-                RateLimitKey::ApiKey => passed.key_name.as_deref().map_or(&[][..], str::as_bytes),
-                RateLimitKey::JwtClaim(name) => {
-                    claim_key = passed
-                        .claims
-                        .as_ref()
-                        .and_then(|c| c.get(&**name))
-                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                        .unwrap_or_default();
-                    claim_key.as_bytes()
-                }
-            };
+        for (i, limit) in route.rate_limits.iter().enumerate() {
+            let key = rate_limit_key(&limit.key, &client, &parts.headers, &route.id, &passed);
             let decision = self
                 .rate_limiter
-                .check(limit, key)
+                .check(limit, &key)
                 .await
                 .map_err(|()| ProxyError::RateLimitUnavailable)?;
             // Report the tightest budget (or the one that rejects).
@@ -584,6 +567,13 @@ impl Proxy {
             if !decision.allowed {
                 tracing::debug!(limit = %limit.id, client = %client_ip, "rate limited");
                 limited = Some(limit.id.clone());
+                // A rejected request spends no budget: give back what the
+                // limits before this one took.
+                for earlier in &route.rate_limits[..i] {
+                    let key =
+                        rate_limit_key(&earlier.key, &client, &parts.headers, &route.id, &passed);
+                    self.rate_limiter.refund(earlier, &key).await;
+                }
                 break;
             }
         }
@@ -1528,6 +1518,37 @@ pub(crate) fn split_host(raw: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
         Cow::Borrowed(host)
     };
     Some((host, port))
+}
+
+/// The budget a request counts in under a limit keyed by `key`: the
+/// client address, a header's value, the route, the authenticating API
+/// key's name or a verified JWT claim (empty when the request has none).
+fn rate_limit_key<'a>(
+    key: &RateLimitKey,
+    client: &'a str,
+    headers: &'a HeaderMap,
+    route: &'a str,
+    passed: &'a crate::policy::Passed,
+) -> Cow<'a, [u8]> {
+    match key {
+        RateLimitKey::ClientIp => Cow::Borrowed(client.as_bytes()),
+        RateLimitKey::Header(name) => {
+            Cow::Borrowed(headers.get(name).map_or(&[][..], HeaderValue::as_bytes))
+        }
+        RateLimitKey::Route => Cow::Borrowed(route.as_bytes()),
+        RateLimitKey::ApiKey => {
+            Cow::Borrowed(passed.key_name.as_deref().map_or(&[][..], str::as_bytes))
+        }
+        RateLimitKey::JwtClaim(name) => Cow::Owned(
+            passed
+                .claims
+                .as_ref()
+                .and_then(|c| c.get(&**name))
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .unwrap_or_default()
+                .into_bytes(),
+        ),
+    }
 }
 
 #[cfg(test)]

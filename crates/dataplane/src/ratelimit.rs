@@ -15,6 +15,11 @@
 //! `Global` budgets live in Redis, one atomic Lua script per check, timed
 //! by the Redis server's clock; a check that fails or takes longer than
 //! the timeout follows the policy's failure mode.
+//!
+//! A request rejected by one limit of a route gives back what the limits
+//! checked before it took ([`RateLimiter::refund`]: the TAT moves back one
+//! interval), so, as with nginx's `limit_req` zones, a rejected request
+//! spends no budget.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -137,12 +142,36 @@ impl LocalBudgets {
         decision
     }
 
+    /// Gives back one request of `key` (or of the overflow budget it was
+    /// counted in).
+    fn refund(&self, key: &[u8], interval: u64) {
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
+        let mut map = shard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key: &[u8] = if map.contains_key(key) {
+            key
+        } else {
+            b"\0overflow"
+        };
+        if let Some(tat) = map.get_mut(key) {
+            *tat = tat.saturating_sub(interval);
+        }
+    }
+
     fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
             .sum()
     }
+}
+
+/// The Redis key of `key`'s budget under `limit`.
+fn global_key(limit: &RateLimit, key: &[u8]) -> Vec<u8> {
+    let mut redis_key = format!("gatehouse:rl:{}:", limit.id).into_bytes();
+    redis_key.extend_from_slice(key);
+    redis_key
 }
 
 /// The Lua script of a global check: GCRA on the Redis clock, with the
@@ -166,11 +195,20 @@ if remaining < 0 then remaining = 0 end
 return {1, remaining, 0, used}
 ";
 
+/// Gives one request back to a global budget: the TAT moves back one
+/// interval (`ARGV[1]`, microseconds), its expiry kept.
+const REFUND_SCRIPT: &str = r"
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat then redis.call('SET', KEYS[1], tat - tonumber(ARGV[1]), 'KEEPTTL') end
+return 0
+";
+
 /// Global budgets in Redis.
 #[derive(Clone)]
 struct Global {
     conn: redis::aio::ConnectionManager,
     script: Arc<redis::Script>,
+    refund: Arc<redis::Script>,
     timeout: Duration,
 }
 
@@ -221,6 +259,7 @@ impl RateLimiter {
         self.global = Some(Global {
             conn,
             script: Arc::new(redis::Script::new(GCRA_SCRIPT)),
+            refund: Arc::new(redis::Script::new(REFUND_SCRIPT)),
             timeout,
         });
         Ok(self)
@@ -283,6 +322,26 @@ impl RateLimiter {
         Ok(decision)
     }
 
+    /// Gives back the request that `limit` allowed for `key` (a later
+    /// limit rejected it). Best effort: a global refund that fails or
+    /// times out is dropped.
+    pub(crate) async fn refund(&self, limit: &RateLimit, key: &[u8]) {
+        let interval = u64::try_from(limit.emission_interval().as_nanos()).unwrap_or(u64::MAX);
+        match limit.scope {
+            RateLimitScope::Local => self.local_budgets(&limit.id).refund(key, interval),
+            RateLimitScope::Global => {
+                let Some(global) = &self.global else { return };
+                let mut conn = global.conn.clone();
+                let mut invocation = global.refund.key(global_key(limit, key));
+                invocation.arg((interval / 1000).max(1));
+                let call = invocation.invoke_async::<i64>(&mut conn);
+                if let Ok(Err(e)) = tokio::time::timeout(global.timeout, call).await {
+                    tracing::debug!(limit = %limit.id, error = %e, "could not refund a global rate limit");
+                }
+            }
+        }
+    }
+
     async fn check_global(
         &self,
         limit: &RateLimit,
@@ -293,8 +352,7 @@ impl RateLimiter {
         let Some(global) = &self.global else {
             return Err("no Redis is configured (--redis-url)".into());
         };
-        let mut redis_key = format!("gatehouse:rl:{}:", limit.id).into_bytes();
-        redis_key.extend_from_slice(key);
+        let redis_key = global_key(limit, key);
         let mut conn = global.conn.clone();
         let us = |ns: u64| (ns / 1000).max(1);
         let call = async {
@@ -365,6 +423,21 @@ mod tests {
         let (d, none) = gcra(tat.unwrap(), 0, 100, 200);
         assert!(!d.allowed && none.is_none());
         assert_eq!(d.retry_after, Duration::from_nanos(100));
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_one_request() {
+        // 10 per second, burst 1: two at once.
+        let b = LocalBudgets::new(1000);
+        assert!(b.check(b"k", 0, 100 * MS, 100 * MS).allowed);
+        assert!(b.check(b"k", 0, 100 * MS, 100 * MS).allowed);
+        assert!(!b.check(b"k", 0, 100 * MS, 100 * MS).allowed);
+        b.refund(b"k", 100 * MS);
+        assert!(b.check(b"k", 0, 100 * MS, 100 * MS).allowed);
+        assert!(!b.check(b"k", 0, 100 * MS, 100 * MS).allowed);
+        // Unknown keys are ignored.
+        b.refund(b"unknown", 100 * MS);
+        assert_eq!(b.len(), 1);
     }
 
     #[test]
