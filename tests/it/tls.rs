@@ -364,6 +364,47 @@ async fn a_broken_secret_is_reported_and_its_host_gets_the_default_certificate()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_that_expires_while_served_falls_back_without_a_change() {
+    let s = setup(&[]).await;
+    let now = std::time::SystemTime::now();
+    let short = s.ca.server_valid(
+        &["a.example.com"],
+        now - Duration::from_secs(60),
+        now + Duration::from_secs(3),
+    );
+    let text = std::fs::read_to_string(s.dir.path().join("config.yaml")).unwrap();
+    let text = format!("{text}---\n{}\n", tls_secret("a-cert-short", &short))
+        .replace("secretName: a-cert\n", "secretName: a-cert-short\n");
+    write_atomic(s.dir.path(), "config.yaml", &text);
+    let names = || async {
+        TlsClient::default()
+            .connect(s.gw.https, Some("a.example.com"))
+            .await
+            .unwrap()
+            .server_names()
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the short-lived certificate is served",
+        || async { names().await == ["a.example.com"] },
+    )
+    .await;
+    // No file changes from here on: the gateway notices the expiry itself.
+    eventually(
+        Duration::from_secs(10),
+        "the expired certificate is replaced by the default one",
+        || async { names().await == ["default.example.net"] },
+    )
+    .await;
+    assert!(s.gw.logs().contains("the certificate expired on"));
+    let mut conn = TlsClient::default()
+        .connect(s.gw.https, Some("a.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(conn.get("a.example.com", "/").await.unwrap().status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_certificate_reaches_new_connections_without_a_failed_request() {
     let s = setup(&[]).await;
     let https = s.gw.https;

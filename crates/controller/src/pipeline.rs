@@ -76,6 +76,23 @@ impl Pipeline {
         &self.telemetry
     }
 
+    /// How long until the live configuration must be translated again
+    /// although nothing changed: just after its first certificate expires
+    /// (so its hosts fall back to the default certificate, with a
+    /// diagnostic), and at least daily.
+    pub fn recheck_in(&self) -> Duration {
+        const DAY: Duration = Duration::from_secs(86_400);
+        let Some(expiry) = self.live.as_ref().and_then(|s| s.tls.earliest_expiry()) else {
+            return DAY;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        // One second past the last valid one.
+        let wait = u64::try_from(expiry.saturating_sub(now).saturating_add(1)).unwrap_or(0);
+        Duration::from_secs(wait).clamp(Duration::from_secs(1), DAY)
+    }
+
     /// Translates `resources` off the async worker threads and publishes
     /// the snapshot if it differs from the live one.
     pub async fn apply(&mut self, resources: ResourceSet) -> Applied {

@@ -117,6 +117,10 @@ pub async fn run(
             _ = resync.tick() => {
                 reload(&mut set, &mut pipeline, &mut logged_errors, false).await;
             }
+            () = tokio::time::sleep(pipeline.recheck_in()) => {
+                tracing::info!("re-checking certificate validity (a certificate expired, or a day passed)");
+                reload(&mut set, &mut pipeline, &mut logged_errors, true).await;
+            }
         }
     }
     drop(watcher);
@@ -144,7 +148,7 @@ async fn reload(
     set: &mut ManifestSet,
     pipeline: &mut Pipeline,
     logged_errors: &mut BTreeSet<String>,
-    first: bool,
+    force: bool,
 ) {
     let report = set.rescan();
     for (path, skipped) in &report.skipped {
@@ -169,7 +173,7 @@ async fn reload(
     *logged_errors = current_text;
     logged_errors.extend(report.new_errors.iter().map(ToString::to_string));
 
-    if !(first || report.changed) {
+    if !(force || report.changed) {
         return;
     }
     let (resources, warnings) = set.resources();

@@ -109,6 +109,16 @@ impl TlsHosts {
         self.position(host).map(|i| &self.hosts[i])
     }
 
+    /// The earliest end of validity (Unix seconds) of the certificates
+    /// served: when the configuration must be checked again.
+    pub fn earliest_expiry(&self) -> Option<i64> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.certificate.as_ref())
+            .map(|c| c.not_after)
+            .min()
+    }
+
     /// Whether no host has TLS settings.
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()

@@ -456,6 +456,9 @@ pub async fn run(
                 }
                 settle(&mut changed, options.debounce).await;
             }
+            () = tokio::time::sleep(pipeline.recheck_in()) => {
+                tracing::info!("re-checking certificate validity (a certificate expired, or a day passed)");
+            }
         }
     }
     let _ = stop_tx.send(true);
