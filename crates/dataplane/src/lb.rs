@@ -350,9 +350,14 @@ impl ClusterState {
     }
 
     /// The endpoint with an affinity id, if it belongs to this cluster.
-    #[cfg(test)]
     pub(crate) fn endpoint_by_id(&self, id: u64) -> Option<&Arc<EndpointState>> {
         self.by_id.get(&id).map(|&i| &self.endpoints[i])
+    }
+
+    /// Whether the endpoint with affinity id `id` is here and available.
+    pub(crate) fn has_available(&self, id: u64) -> bool {
+        self.endpoint_by_id(id)
+            .is_some_and(|e| e.available(now_ms()))
     }
 }
 

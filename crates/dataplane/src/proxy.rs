@@ -929,7 +929,7 @@ impl Proxy {
             let mut avoid = None;
             let mut attempt: u32 = 0;
             loop {
-                let target = pick_backend(forward)?;
+                let target = pick_backend(forward, &active, pinned)?;
                 let (index, cluster) = cluster_of(&active, target)?;
                 let state = &active.clusters[index];
                 let endpoint = state
@@ -1199,7 +1199,7 @@ impl Proxy {
         timeout: Option<Duration>,
         idle: Option<Duration>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let target = pick_backend(forward)?;
+        let target = pick_backend(forward, active, None)?;
         let (index, cluster) = cluster_of(active, target)?;
         let state = &active.clusters[index];
         let endpoint = state
@@ -1331,8 +1331,25 @@ impl Proxy {
     }
 }
 
-/// A backend by weight.
-fn pick_backend(forward: &Forward) -> Result<&BackendTarget, ProxyError> {
+/// A backend by weight; with an affinity cookie, the backend whose cluster
+/// holds the client's endpoint while that endpoint is available and the
+/// backend keeps a share (so a client stays on one side of a split, and
+/// moves only when its side goes away or is weighted out).
+fn pick_backend<'a>(
+    forward: &'a Forward,
+    active: &Active,
+    pinned: Option<u64>,
+) -> Result<&'a BackendTarget, ProxyError> {
+    if let Some(id) = pinned
+        && forward.backends.len() > 1
+        && let Some(b) = forward.backends.iter().find(|b| {
+            b.weight > 0
+                && matches!(&b.target, BackendTarget::Cluster { index, .. }
+                    if active.clusters[index.0].has_available(id))
+        })
+    {
+        return Ok(&b.target);
+    }
     let backend = match forward.backends.len() {
         0 => None,
         1 => forward.backends.first(),
