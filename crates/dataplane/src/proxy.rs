@@ -308,9 +308,17 @@ impl Proxy {
             cors: None,
             slot: None,
         };
-        let mut resp = match self
-            .proxy(req, conn, &request_id, grpc.as_ref(), &mut extras)
-            .await
+        // Boxed, so the future hyper keeps per request (and moves on its
+        // way in) is this function's few hundred bytes, not the whole
+        // pipeline's state.
+        let mut resp = match Box::pin(self.proxy(
+            req,
+            conn,
+            &request_id,
+            grpc.as_ref(),
+            &mut extras,
+        ))
+        .await
         {
             Ok(resp) => resp,
             Err(e) => {
@@ -448,12 +456,12 @@ impl Proxy {
             let ReqBody::Streamed(incoming) = body else {
                 unreachable!("the body is read at most once")
             };
-            let bytes = read_limited(
+            let bytes = Box::pin(read_limited(
                 incoming,
                 &parts.headers,
                 self.config.max_body_match_bytes,
                 ProxyError::BodyTooLarge,
-            )
+            ))
             .await?;
             json = is_json(&parts.headers)
                 .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
@@ -488,15 +496,22 @@ impl Proxy {
         let checks_credentials =
             policies.api_keys.is_some() || policies.basic.is_some() || policies.jwt.is_some();
         let span_start = (extras.obs.recording && checks_credentials).then(SystemTime::now);
-        let passed = crate::policy::authenticate(
-            policies,
-            &parts.headers,
-            query,
-            &host,
-            &self.basic_cache,
-            &self.jwks,
-        )
-        .await;
+        // Futures of steps most requests skip are boxed: the request's
+        // own future stays small, and it is moved several times per
+        // request on its way into the connection task.
+        let passed = if checks_credentials {
+            Box::pin(crate::policy::authenticate(
+                policies,
+                &parts.headers,
+                query,
+                &host,
+                &self.basic_cache,
+                &self.jwks,
+            ))
+            .await
+        } else {
+            Ok(crate::policy::Passed::default())
+        };
         if let Some(start) = span_start {
             let error = passed.as_ref().err().map(ToString::to_string);
             extras.obs.child_span(
@@ -514,14 +529,14 @@ impl Proxy {
             Some(ext) => {
                 let uri = original.as_ref().map_or("/", PathAndQuery::as_str);
                 let start = extras.obs.recording.then(SystemTime::now);
-                let answer = crate::policy::external(
+                let answer = Box::pin(crate::policy::external(
                     ext,
                     &self.auth_client,
                     &parts.method,
                     &parts.headers,
                     &host,
                     uri,
-                )
+                ))
                 .await;
                 if let Some(start) = start {
                     let error = answer.as_ref().err().map(ToString::to_string);
@@ -551,9 +566,7 @@ impl Proxy {
         let mut limited = None;
         for (i, limit) in route.rate_limits.iter().enumerate() {
             let key = rate_limit_key(&limit.key, &client, &parts.headers, &route.id, &passed);
-            let decision = self
-                .rate_limiter
-                .check(limit, &key)
+            let decision = Box::pin(self.rate_limiter.check(limit, &key))
                 .await
                 .map_err(|()| ProxyError::RateLimitUnavailable)?;
             // Report the tightest budget (or the one that rejects).
@@ -572,7 +585,7 @@ impl Proxy {
                 for earlier in &route.rate_limits[..i] {
                     let key =
                         rate_limit_key(&earlier.key, &client, &parts.headers, &route.id, &passed);
-                    self.rate_limiter.refund(earlier, &key).await;
+                    Box::pin(self.rate_limiter.refund(earlier, &key)).await;
                 }
                 break;
             }
@@ -647,7 +660,7 @@ impl Proxy {
         {
             let key = ResponseCache::key(policy, &route.id, &host, &path, query, &parts.headers);
             let wait = self.timeout_for(route).unwrap_or(Duration::from_secs(30));
-            match self.cache.lookup(key, &parts.headers, wait).await {
+            match Box::pin(self.cache.lookup(key, &parts.headers, wait)).await {
                 crate::cache::Lookup::Hit(stored) => {
                     let body = if parts.method == Method::HEAD {
                         Bytes::new()
@@ -711,7 +724,13 @@ impl Proxy {
                     body_limit.map_or(1 << 20, |l| usize::try_from(l).unwrap_or(usize::MAX));
                 let bytes = match body {
                     ReqBody::Streamed(incoming) => {
-                        read_limited(incoming, &parts.headers, limit, ProxyError::BodyLimit).await?
+                        Box::pin(read_limited(
+                            incoming,
+                            &parts.headers,
+                            limit,
+                            ProxyError::BodyLimit,
+                        ))
+                        .await?
                     }
                     ReqBody::Buffered(b) => b,
                 };
@@ -869,7 +888,13 @@ impl Proxy {
                     l.min(usize::MAX as u64) as usize
                 });
                 ReqBody::Buffered(
-                    read_limited(incoming, &head.headers, limit, ProxyError::BodyLimit).await?,
+                    Box::pin(read_limited(
+                        incoming,
+                        &head.headers,
+                        limit,
+                        ProxyError::BodyLimit,
+                    ))
+                    .await?,
                 )
             }
             other => other,
@@ -1083,6 +1108,10 @@ impl Proxy {
                 tracing::debug!(route = %route.id, attempt, error = %failure, "retrying");
             }
         };
+        // Boxed: the attempts hold the upstream exchange, the largest part
+        // of the request's state; on the heap it is written once instead
+        // of being copied with the request's future.
+        let attempts = Box::pin(attempts);
         let answer = match timeout {
             Some(t) => tokio::time::timeout(t, attempts)
                 .await
@@ -1121,21 +1150,22 @@ impl Proxy {
             resp_parts
                 .headers
                 .insert(X_CACHE.clone(), HeaderValue::from_static("MISS"));
-            let body = match crate::cache::read_up_to(resp_body, policy.max_entry_bytes).await {
-                Ok(bytes) => {
-                    self.cache.store(
-                        &guard.key,
-                        &policy,
-                        &request_headers,
-                        resp_parts.status,
-                        &resp_parts.headers,
-                        bytes.clone(),
-                    );
-                    drop(in_flight);
-                    ProxyBody::full(bytes)
-                }
-                Err(stream) => ProxyBody::boxed(stream, Some(in_flight)),
-            };
+            let body =
+                match Box::pin(crate::cache::read_up_to(resp_body, policy.max_entry_bytes)).await {
+                    Ok(bytes) => {
+                        self.cache.store(
+                            &guard.key,
+                            &policy,
+                            &request_headers,
+                            resp_parts.status,
+                            &resp_parts.headers,
+                            bytes.clone(),
+                        );
+                        drop(in_flight);
+                        ProxyBody::full(bytes)
+                    }
+                    Err(stream) => ProxyBody::boxed(stream, Some(in_flight)),
+                };
             drop(guard);
             return Ok(Response::from_parts(resp_parts, body));
         }
@@ -1635,5 +1665,46 @@ mod tests {
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
         assert!(is_upgrade(&h));
+    }
+}
+
+#[cfg(test)]
+mod future_size {
+    //! Every request's future is moved several times on its way into the
+    //! connection task, so its size is paid per request in copies: with
+    //! the whole pipeline inline it was 6.7 KiB and cost 12 % of the
+    //! throughput (BENCHMARKS.md, "Request future size"). Steps most
+    //! requests skip, the upstream exchange and the pipeline itself are
+    //! boxed; these bounds keep it that way.
+    use super::*;
+
+    /// The size of the future `f` would return (it is never called).
+    fn handle_size<'a, Fut>(
+        _f: impl FnOnce(&'a Proxy, Request<Incoming>, &'a Connection) -> Fut,
+    ) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[allow(clippy::type_complexity, reason = "the pipeline's own arguments")]
+    fn proxy_size<'a, Fut>(
+        _f: impl FnOnce(
+            &'a Proxy,
+            Request<Incoming>,
+            &'a Connection,
+            &'a HeaderValue,
+            Option<&'a (GrpcKind, String)>,
+            &'a mut Extras,
+        ) -> Fut,
+    ) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn request_futures_stay_small() {
+        let handle = handle_size(|p, req, conn| p.handle(req, conn));
+        assert!(handle <= 2048, "Proxy::handle's future is {handle} bytes");
+        let proxy =
+            proxy_size(|p, req, conn, id, grpc, extras| p.proxy(req, conn, id, grpc, extras));
+        assert!(proxy <= 4096, "Proxy::proxy's future is {proxy} bytes");
     }
 }
