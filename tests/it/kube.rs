@@ -794,7 +794,8 @@ async fn a_broken_tls_secret_is_reported_and_a_mended_one_served() {
     cluster
         .kubectl
         .apply(&format!(
-            "{}---
+            "{}
+---
 apiVersion: gatehouse.dev/v1alpha1
 kind: ApiRoute
 metadata: {{name: secure}}
