@@ -566,9 +566,14 @@ impl Proxy {
         let mut limited = None;
         for (i, limit) in route.rate_limits.iter().enumerate() {
             let key = rate_limit_key(&limit.key, &client, &parts.headers, &route.id, &passed);
-            let decision = Box::pin(self.rate_limiter.check(limit, &key))
-                .await
-                .map_err(|()| ProxyError::RateLimitUnavailable)?;
+            // Local limits answer at once; only a global one (a Redis
+            // round trip) is awaited, boxed.
+            let decision = match self.rate_limiter.check_local(limit, &key) {
+                Some(decision) => decision,
+                None => Box::pin(self.rate_limiter.check(limit, &key))
+                    .await
+                    .map_err(|()| ProxyError::RateLimitUnavailable)?,
+            };
             // Report the tightest budget (or the one that rejects).
             if (!decision.allowed || limit.headers_on_success)
                 && extras

@@ -286,34 +286,46 @@ impl RateLimiter {
             .clone()
     }
 
+    /// Checks one request against a `Local` limit for `key`, without
+    /// waiting: `None` for a `Global` limit (use [`Self::check`]).
+    pub(crate) fn check_local(&self, limit: &RateLimit, key: &[u8]) -> Option<Decision> {
+        if limit.scope != RateLimitScope::Local {
+            return None;
+        }
+        let interval = u64::try_from(limit.emission_interval().as_nanos()).unwrap_or(u64::MAX);
+        let tolerance = interval.saturating_mul(u64::from(limit.burst));
+        let decision = self
+            .local_budgets(&limit.id)
+            .check(key, self.now(), interval, tolerance);
+        if !decision.allowed {
+            self.counters.rejected.inc();
+        }
+        Some(decision)
+    }
+
     /// Checks one request against `limit` for `key`. `Err` means a global
     /// limit could not be checked and its policy fails closed.
     pub(crate) async fn check(&self, limit: &RateLimit, key: &[u8]) -> Result<Decision, ()> {
+        if let Some(decision) = self.check_local(limit, key) {
+            return Ok(decision);
+        }
         let interval = u64::try_from(limit.emission_interval().as_nanos()).unwrap_or(u64::MAX);
         let tolerance = interval.saturating_mul(u64::from(limit.burst));
-        let decision = match limit.scope {
-            RateLimitScope::Local => {
-                self.local_budgets(&limit.id)
-                    .check(key, self.now(), interval, tolerance)
-            }
-            RateLimitScope::Global => {
-                match self.check_global(limit, key, interval, tolerance).await {
-                    Ok(d) => d,
-                    Err(e) => {
-                        self.counters.redis_failures.inc();
-                        tracing::warn!(limit = %limit.id, error = %e, fail_open = limit.fail_open, "global rate limit could not be checked");
-                        if limit.fail_open {
-                            self.counters.failed_open.inc();
-                            return Ok(Decision {
-                                allowed: true,
-                                remaining: u64::from(limit.burst),
-                                reset: Duration::ZERO,
-                                retry_after: Duration::ZERO,
-                            });
-                        }
-                        return Err(());
-                    }
+        let decision = match self.check_global(limit, key, interval, tolerance).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.counters.redis_failures.inc();
+                tracing::warn!(limit = %limit.id, error = %e, fail_open = limit.fail_open, "global rate limit could not be checked");
+                if limit.fail_open {
+                    self.counters.failed_open.inc();
+                    return Ok(Decision {
+                        allowed: true,
+                        remaining: u64::from(limit.burst),
+                        reset: Duration::ZERO,
+                        retry_after: Duration::ZERO,
+                    });
                 }
+                return Err(());
             }
         };
         if !decision.allowed {
