@@ -794,9 +794,9 @@ async fn a_broken_tls_secret_is_reported_and_a_mended_one_served() {
     cluster
         .kubectl
         .apply(&format!(
-            "{}
----
-apiVersion: gatehouse.dev/v1alpha1
+            // YAML first: a file that starts with `{` is read as a JSON
+            // stream by some kubectl versions, and `---` is not JSON.
+            "apiVersion: gatehouse.dev/v1alpha1
 kind: ApiRoute
 metadata: {{name: secure}}
 spec:
@@ -804,6 +804,8 @@ spec:
   tls: {{certificateRef: {{name: secure-cert}}}}
   rules:
   - backends: [{{name: echo-a, port: 80}}]
+---
+{}
 ",
             tls_secret("secure-cert", &ca.expired_server(&["secure.localhost"]))
         ))
