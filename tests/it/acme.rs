@@ -26,6 +26,39 @@ spec:
   - backends: [{name: svc, port: 80}]
 ";
 
+/// The shop route (ACME on) with its echo backend, in a manifest
+/// directory, and an empty ACME storage directory.
+struct Shop {
+    echo: EchoServer,
+    dir: tempfile::TempDir,
+    storage: tempfile::TempDir,
+}
+
+impl Shop {
+    async fn new() -> Self {
+        assert!(
+            Pebble::available(),
+            "pebble is not installed (apt-get install pebble)"
+        );
+        let echo = EchoServer::start("shop").await;
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(
+            dir.path(),
+            "config.yaml",
+            &docs(&[
+                INGRESS_CLASS.to_owned(),
+                service("svc", &[echo.addr]),
+                ROUTE.to_owned(),
+            ]),
+        );
+        Self {
+            echo,
+            dir,
+            storage: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
 /// A gateway serving `dir` with ACME storage in `storage`, and a Pebble it
 /// orders from. The gateway must know the directory URL and Pebble the
 /// gateway's HTTP port, so the URL is reserved first; the gateway's
@@ -91,22 +124,11 @@ async fn served_under(gw: &GatewayProcess, host: &str, root: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_hostname_gets_a_certificate_from_the_acme_server() {
-    assert!(
-        Pebble::available(),
-        "pebble is not installed (apt-get install pebble)"
-    );
-    let echo = EchoServer::start("shop").await;
-    let dir = tempfile::tempdir().unwrap();
-    let storage = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "config.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("svc", &[echo.addr]),
-            ROUTE.to_owned(),
-        ]),
-    );
+    let Shop {
+        echo: _echo,
+        dir,
+        storage,
+    } = Shop::new().await;
     // Pebble must validate on the gateway's HTTP port, so the gateway
     // starts first and finds the ACME server missing: its first order
     // fails, is reported and retried.
@@ -190,22 +212,11 @@ async fn a_new_hostname_gets_a_certificate_from_the_acme_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_certificate_two_thirds_through_its_lifetime_is_renewed() {
-    assert!(
-        Pebble::available(),
-        "pebble is not installed (apt-get install pebble)"
-    );
-    let echo = EchoServer::start("shop").await;
-    let dir = tempfile::tempdir().unwrap();
-    let storage = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "config.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("svc", &[echo.addr]),
-            ROUTE.to_owned(),
-        ]),
-    );
+    let Shop {
+        echo: _echo,
+        dir,
+        storage,
+    } = Shop::new().await;
     // A certificate obtained earlier: 30 days of validity, 20 gone, so
     // still valid but due (renewal starts at two thirds).
     let old_ca = Ca::new("earlier issuer");
