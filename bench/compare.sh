@@ -218,9 +218,18 @@ for threads in $THREADS_LIST; do
             [ -n "$bad" ] && echo "warning: $c $s: $bad non-2xx responses" >&2
             ;;
           h2)
-            out=$(taskset -c "$LOAD_CPU" h2load -n "$H2_REQUESTS" -c 16 -m 10 -H "Host: $host" "$url" 2>/dev/null)
+            # The virtual host goes in :authority: an HTTP/2 request with
+            # a `host` header besides is refused by nginx (400).
+            out=$(taskset -c "$LOAD_CPU" h2load -n "$H2_REQUESTS" -c 16 -m 10 -H ":authority: $host" "$url" 2>/dev/null)
             r=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' <<<"$out")
+            # Succeeded requests only; any failure makes the figure void.
             n=$(awk '/^requests:/ {print $8}' <<<"$out")
+            failed=$(awk '/^requests:/ {print $10}' <<<"$out")
+            ok=$(awk '/^status codes:/ {print $3}' <<<"$out")
+            if [ "${failed:-1}" != 0 ] || [ "${ok:-0}" != "${n:-x}" ]; then
+              echo "warning: $c $s: h2load reported failures or non-2xx answers: $(grep -E '^(requests|status codes):' <<<"$out" | tr '\n' ' ')" >&2
+              r=0
+            fi
             ;;
         esac
         after=$(cpu_ticks "$pid")
