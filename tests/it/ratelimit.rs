@@ -157,6 +157,27 @@ async fn rejections_carry_retry_after_and_ratelimit_headers_and_keys_are_separat
     );
 }
 
+/// The status of one request to `host` per entry of `users`, each sent as
+/// that user (`x-user`), in order.
+async fn statuses(client: &HttpClient, addr: SocketAddr, host: &str, users: &[&str]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for user in users {
+        let r = client
+            .send(
+                addr,
+                Method::GET,
+                host,
+                "/",
+                &[("x-user", *user)],
+                bytes::Bytes::new(),
+            )
+            .await
+            .unwrap();
+        out.push(r.status.as_u16());
+    }
+    out
+}
+
 struct Redis(Child);
 
 impl Drop for Redis {
@@ -250,21 +271,13 @@ async fn a_global_limit_is_shared_through_redis_and_fails_open_when_it_is_gone()
     assert_eq!(allowed, 10, "one budget of 10 shared by both replicas");
     // A request the local limit rejects gives its global budget back (in
     // Redis): alice's second costs nothing, so carol still gets in.
-    let mut codes = Vec::new();
-    for user in ["alice", "alice", "bob", "carol", "dave"] {
-        let r = client
-            .send(
-                gw1.http,
-                Method::GET,
-                "mixed.example.com",
-                "/",
-                &[("x-user", user)],
-                bytes::Bytes::new(),
-            )
-            .await
-            .unwrap();
-        codes.push(r.status.as_u16());
-    }
+    let codes = statuses(
+        &client,
+        gw1.http,
+        "mixed.example.com",
+        &["alice", "alice", "bob", "carol", "dave"],
+    )
+    .await;
     assert_eq!(codes, [200, 429, 200, 200, 429]);
     assert_eq!(
         client
@@ -391,24 +404,7 @@ async fn policies_attach_by_target_and_annotation_and_all_apply() {
     let client = HttpClient::new();
     let codes = |host: &'static str, user: &'static str, n: usize| {
         let (client, addr) = (&client, gw.http);
-        async move {
-            let mut out = Vec::new();
-            for _ in 0..n {
-                let r = client
-                    .send(
-                        addr,
-                        Method::GET,
-                        host,
-                        "/",
-                        &[("x-user", user)],
-                        bytes::Bytes::new(),
-                    )
-                    .await
-                    .unwrap();
-                out.push(r.status.as_u16());
-            }
-            out
-        }
+        async move { statuses(client, addr, host, &vec![user; n]).await }
     };
     assert_eq!(codes("shop.example.com", "-", 3).await, [200, 200, 429]);
     assert_eq!(
