@@ -57,7 +57,7 @@ impl Drop for ProxyBody {
 
 #[derive(Debug)]
 enum ResponseKind {
-    Upstream(Incoming),
+    Upstream(FromUpstream),
     Full(Full<Bytes>),
     Boxed(UnsyncBody),
     GrpcWeb(EncodeWeb),
@@ -75,7 +75,7 @@ impl ProxyBody {
     }
 
     /// The upstream's body, holding its endpoint's in-flight count.
-    pub(crate) fn upstream(body: Incoming, in_flight: Option<InFlight>) -> Self {
+    pub(crate) fn upstream(body: FromUpstream, in_flight: Option<InFlight>) -> Self {
         Self {
             kind: ResponseKind::Upstream(body),
             _in_flight: in_flight,
@@ -132,7 +132,7 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = match &mut this.kind {
-            ResponseKind::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            ResponseKind::Upstream(b) => Pin::new(b).poll_frame(cx),
             ResponseKind::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             ResponseKind::Boxed(b) => Pin::new(b).poll_frame(cx),
             ResponseKind::GrpcWeb(b) => Pin::new(b).poll_frame(cx),
@@ -160,6 +160,44 @@ impl Body for ProxyBody {
             ResponseKind::Full(b) => b.size_hint(),
             ResponseKind::Boxed(b) => b.size_hint(),
             ResponseKind::GrpcWeb(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// A response body as an upstream sends it: read by hyper's client
+/// (HTTP/2, TLS, requests with bodies, upgrades) or straight from the
+/// connection by the request's task (bodiless HTTP/1.1, see `h1.rs`).
+#[derive(Debug)]
+pub(crate) enum FromUpstream {
+    Hyper(Incoming),
+    Direct(crate::h1::Body),
+}
+
+impl Body for FromUpstream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Self::Direct(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Hyper(b) => b.is_end_stream(),
+            Self::Direct(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Hyper(b) => b.size_hint(),
+            Self::Direct(b) => b.size_hint(),
         }
     }
 }

@@ -362,7 +362,7 @@ impl ResponseCache {
 /// Reads `body` up to `limit` bytes. `Ok` is the whole body; `Err` is a
 /// body to stream on (what was read, then the rest) because it is larger.
 pub(crate) async fn read_up_to(
-    mut body: hyper::body::Incoming,
+    mut body: crate::body::FromUpstream,
     limit: usize,
 ) -> Result<Bytes, crate::body::UnsyncBody> {
     use http_body_util::BodyExt;
@@ -376,7 +376,7 @@ pub(crate) async fn read_up_to(
                     if buf.len() > limit {
                         let first =
                             http_body_util::Full::new(buf.freeze()).map_err(|never| match never {});
-                        let rest = body.map_err(|e| Box::new(e) as crate::body::BoxError);
+                        let rest = body;
                         return Err(Chain {
                             first: Some(first),
                             rest,

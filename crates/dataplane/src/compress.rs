@@ -6,11 +6,10 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyDataStream, BodyExt, StreamBody};
-use hyper::body::Incoming;
 use snapshot::{CompressionPolicy, Encoding};
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use crate::body::{BoxError, UnsyncBody};
+use crate::body::{BoxError, FromUpstream, UnsyncBody};
 
 /// The encoding to apply to a response, if any: the route compresses, the
 /// client accepts one of the route's encodings, and the response is a
@@ -49,7 +48,11 @@ pub(crate) fn choose(
 }
 
 /// Compresses `body` with `encoding`, fixing up the headers.
-pub(crate) fn compress(body: Incoming, encoding: Encoding, headers: &mut HeaderMap) -> UnsyncBody {
+pub(crate) fn compress(
+    body: FromUpstream,
+    encoding: Encoding,
+    headers: &mut HeaderMap,
+) -> UnsyncBody {
     headers.remove(header::CONTENT_LENGTH);
     headers.insert(
         header::CONTENT_ENCODING,

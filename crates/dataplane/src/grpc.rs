@@ -18,9 +18,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 
-use crate::body::BoxError;
+use crate::body::{BoxError, FromUpstream};
 
 /// What kind of gRPC a request speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +185,7 @@ fn decode_segments(input: &[u8]) -> Result<Vec<u8>, String> {
 /// frame, and in text mode everything is base64.
 #[derive(Debug)]
 pub(crate) struct EncodeWeb {
-    inner: Incoming,
+    inner: FromUpstream,
     text: bool,
     /// Bytes not yet encoded in text mode (fewer than 3).
     carry: Vec<u8>,
@@ -194,7 +193,7 @@ pub(crate) struct EncodeWeb {
 }
 
 impl EncodeWeb {
-    pub(crate) fn new(inner: Incoming, kind: GrpcKind) -> Self {
+    pub(crate) fn new(inner: FromUpstream, kind: GrpcKind) -> Self {
         Self {
             inner,
             text: kind == GrpcKind::WebText,
@@ -250,7 +249,7 @@ impl Body for EncodeWeb {
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         let out = this.out(&data, false);

@@ -15,6 +15,7 @@ mod cache;
 mod clientinfo;
 mod compress;
 mod grpc;
+mod h1;
 mod headers;
 mod health;
 mod lb;

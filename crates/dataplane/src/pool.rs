@@ -1,5 +1,6 @@
 //! HTTP/1.1 keep-alive connections to plain-HTTP upstream endpoints,
-//! pooled per endpoint address.
+//! pooled per endpoint address, through hyper's client: for the requests
+//! `h1.rs` does not take (those with a body, upgrades, `Expect`).
 //!
 //! A connection goes back into the pool as soon as its response head
 //! arrives, while the body may still be streaming; a checkout takes the

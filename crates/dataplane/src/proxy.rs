@@ -33,7 +33,7 @@ use snapshot::{
     RequestInfo, Route, Scheme, normalize_path,
 };
 
-use crate::body::{ClientBody, ProxyBody, TeeBody, UpstreamBody};
+use crate::body::{ClientBody, FromUpstream, ProxyBody, TeeBody, UpstreamBody};
 use crate::cache::CacheCounters;
 use crate::cache::ResponseCache;
 use crate::clientinfo::{self, Cidr};
@@ -229,7 +229,7 @@ impl Head {
 
 /// A response from an endpoint, with what the response phase needs.
 struct Answer {
-    response: Response<Incoming>,
+    response: Response<FromUpstream>,
     endpoint: Arc<EndpointState>,
     in_flight: InFlight,
     /// Time to the response head.

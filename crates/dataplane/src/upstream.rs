@@ -1,6 +1,8 @@
 //! Connections to upstream endpoints.
 //!
-//! HTTP/1.1 goes through a keep-alive pool per endpoint. HTTP/2 (h2c,
+//! Plain HTTP/1.1 requests without a body are exchanged by the request's
+//! own task (`h1.rs`); other HTTP/1.1 requests go through hyper's client
+//! on a keep-alive pool per endpoint (`pool.rs`). HTTP/2 (h2c,
 //! gRPC) keeps one multiplexed connection per endpoint, opened on first
 //! use and replaced when it closes; requests carry the client's authority
 //! as `:authority` while the connection goes to the endpoint.
@@ -12,7 +14,6 @@ use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
@@ -23,7 +24,7 @@ use snapshot::{Cluster, UpstreamProtocol, UpstreamTls};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::body::{BoxError, UpstreamBody};
+use crate::body::{BoxError, FromUpstream, UpstreamBody};
 
 /// Why an upstream request failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,7 @@ pub(crate) struct UpstreamConfig {
 /// Every upstream connection the gateway holds.
 #[derive(Debug)]
 pub(crate) struct Upstreams {
+    direct: Arc<crate::h1::Pool>,
     http1: crate::pool::Http1Pool,
     h2: Mutex<HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>>,
     /// HTTP/1.1 over TLS: a pooled client per distinct TLS setting.
@@ -84,7 +86,14 @@ impl Upstreams {
             config.idle_timeout,
             config.max_idle,
         );
+        let direct = Arc::new(crate::h1::Pool::new(
+            config.connect_timeout,
+            config.idle_timeout,
+            config.max_idle,
+        ));
+        direct.sweep_in_background();
         Self {
+            direct,
             http1,
             h2: Mutex::new(HashMap::new()),
             tls_http1: Mutex::new(HashMap::new()),
@@ -102,7 +111,7 @@ impl Upstreams {
         endpoint: SocketAddr,
         authority: &Authority,
         mut req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<FromUpstream>, UpstreamError> {
         let path_and_query = req
             .uri()
             .path_and_query()
@@ -113,16 +122,21 @@ impl Upstreams {
             UpstreamProtocol::Http1 => {
                 *req.version_mut() = Version::HTTP_11;
                 let Some(tls) = tls else {
-                    // Plain HTTP/1.1: our own pool, origin-form target.
+                    // Plain HTTP/1.1: our own pools, origin-form target.
                     *req.uri_mut() = Uri::from(path_and_query);
-                    return self.http1.send(endpoint, req).await;
+                    if crate::h1::handles(&req) {
+                        let resp = self.direct.send(endpoint, req).await?;
+                        return Ok(resp.map(FromUpstream::Direct));
+                    }
+                    let resp = self.http1.send(endpoint, req).await?;
+                    return Ok(resp.map(FromUpstream::Hyper));
                 };
                 *req.uri_mut() = uri(UriScheme::HTTPS, authority.clone(), path_and_query);
                 // The (boxed) response future is made first, so the TLS
                 // client handle is not kept across the await.
                 let response = self.tls_http1_client(tls)?.request(req);
                 let sent = response.await;
-                sent.map_err(|e| {
+                sent.map(|r| r.map(FromUpstream::Hyper)).map_err(|e| {
                     if e.is_connect() {
                         tracing::warn!(%endpoint, server_name = %tls.server_name, error = %connect_error(&e), "upstream TLS connection failed");
                         UpstreamError::Connect(Box::new(e))
@@ -156,6 +170,7 @@ impl Upstreams {
                 sender
                     .send_request(req)
                     .await
+                    .map(|r| r.map(FromUpstream::Hyper))
                     .map_err(|e| UpstreamError::Reset(Box::new(e)))
             }
         }
