@@ -1,8 +1,9 @@
 //! Every protocol clients and services speak, through the real binary:
 //! HTTP/1.1 and h2c both ways, gRPC (unary, bidirectional streaming,
 //! errors, deadlines), gRPC-Web, WebSockets across configuration swaps,
-//! large streamed bodies with bounded memory, compression, and the
-//! listener's defences (slow headers, header limits, PROXY protocol).
+//! large streamed bodies with bounded memory, compression, the
+//! listener's defences (slow headers, header limits, PROXY protocol), and
+//! every way an HTTP/1.1 upstream may frame its answers.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
@@ -684,4 +685,130 @@ async fn proxy_protocol_names_the_client() {
     let mut out = Vec::new();
     let _ = bare.read_to_end(&mut out).await;
     assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+}
+
+/// An HTTP/1.1 upstream written byte by byte: it answers by path with
+/// every framing a server may use, and closes each connection after its
+/// first answer on `/once` without saying so.
+async fn framing_upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let end = loop {
+                        if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+                    seen.drain(..end);
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                    let (answer, close): (&[u8], bool) = match path.as_str() {
+                        "/chunked" => (
+                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-sum: 1\r\n\r\n",
+                            false,
+                        ),
+                        "/close" => (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", true),
+                        "/head" => (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", false),
+                        "/nocontent" => (b"HTTP/1.1 204 No Content\r\n\r\n", false),
+                        "/interim" => (
+                            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                            false,
+                        ),
+                        "/short" => (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nonly5", true),
+                        "/conflict" => (
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+                            true,
+                        ),
+                        "/once" => (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce", true),
+                        _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+                    };
+                    if s.write_all(answer).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_responses_of_every_framing_pass_through() {
+    let upstream = framing_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("f", &[upstream]),
+            route(
+                "f",
+                "f.example.com",
+                "  - backends: [{name: f, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let client = HttpClient::new();
+    let get = |path: &'static str| client.get(gw.http, "f.example.com", path);
+
+    let chunked = get("/chunked").await.unwrap();
+    assert_eq!(
+        (chunked.status.as_u16(), chunked.text().as_str()),
+        (200, "hello, world")
+    );
+    let close = get("/close").await.unwrap();
+    assert_eq!(close.text(), "until the end");
+    let interim = get("/interim").await.unwrap();
+    assert_eq!(
+        (interim.status.as_u16(), interim.text().as_str()),
+        (200, "ok")
+    );
+    assert!(!interim.headers.contains_key("link"));
+    let none = get("/nocontent").await.unwrap();
+    assert_eq!((none.status.as_u16(), none.body.len()), (204, 0));
+    let head = raw_request(gw.http, "HEAD", "/head", &[("host", "f.example.com")], b"")
+        .await
+        .unwrap();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers["content-length"], "1000");
+    assert!(head.body.is_empty());
+
+    // A body cut short reaches the client cut short: fewer bytes than
+    // announced, then the connection ends.
+    let short = raw_request(gw.http, "GET", "/short", &[("host", "f.example.com")], b"").await;
+    match short {
+        Ok(r) => assert!(r.body.len() < 10, "{r:?}"),
+        Err(e) => assert!(!e.is_empty()),
+    }
+    // A head that contradicts itself is the gateway's 502.
+    assert_eq!(get("/conflict").await.unwrap().status, 502);
+
+    // The upstream closes every connection after one answer without
+    // saying so: requests keep succeeding on new connections, including
+    // ones that find a pooled connection already closed.
+    for i in 0..30 {
+        let r = get("/once").await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.text().as_str()),
+            (200, "once"),
+            "request {i}"
+        );
+        if i % 3 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Still serving normally.
+    assert_eq!(get("/").await.unwrap().text(), "ok");
 }
