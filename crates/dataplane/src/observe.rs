@@ -22,6 +22,7 @@ use crate::state::RouteState;
 pub(crate) struct Observation {
     telemetry: Arc<Telemetry>,
     start: Instant,
+    /// Wall-clock start, taken only for detailed observations.
     start_wall: SystemTime,
     method: Method,
     version: Version,
@@ -55,15 +56,21 @@ impl Observation {
         telemetry.metrics.requests_active.inc();
         let trace = telemetry.tracer.context(headers);
         let recording = telemetry.tracer.records(&trace);
+        let detailed = recording || telemetry.access_log.enabled();
         Self {
             telemetry: telemetry.clone(),
             start: Instant::now(),
-            start_wall: SystemTime::now(),
+            // Only spans and access log lines show the wall-clock time.
+            start_wall: if detailed {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            },
             method: method.clone(),
             version,
             trace,
             recording,
-            detailed: recording || telemetry.access_log.enabled(),
+            detailed,
             client: None,
             host: String::new(),
             path: String::new(),

@@ -51,6 +51,15 @@ use telemetry::trace::TRACEPARENT;
 const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+// Names set on every request, made once instead of parsed from text each
+// time.
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Most keys held per local rate limit before new keys share a budget.
 const DEFAULT_RATE_LIMIT_KEYS: usize = 100_000;
@@ -344,9 +353,15 @@ impl Proxy {
         if let Some((capacity, decision)) = extras.rate_limit {
             let h = resp.headers_mut();
             let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
-            h.insert("ratelimit-limit", HeaderValue::from(capacity));
-            h.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
-            h.insert("ratelimit-reset", HeaderValue::from(secs(decision.reset)));
+            h.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(capacity));
+            h.insert(
+                RATELIMIT_REMAINING.clone(),
+                HeaderValue::from(decision.remaining),
+            );
+            h.insert(
+                RATELIMIT_RESET.clone(),
+                HeaderValue::from(secs(decision.reset)),
+            );
             if !decision.allowed {
                 h.insert(
                     header::RETRY_AFTER,
@@ -1419,23 +1434,23 @@ fn forwarding_headers(
     if peer_trusted {
         clientinfo::forwarded_for(headers, conn.peer.ip(), true);
     } else {
-        headers.insert("x-forwarded-for", conn.peer_value.clone());
+        headers.insert(X_FORWARDED_FOR.clone(), conn.peer_value.clone());
     }
     if client_ip == conn.peer.ip() {
-        headers.insert("x-real-ip", conn.peer_value.clone());
+        headers.insert(X_REAL_IP.clone(), conn.peer_value.clone());
     } else if let Ok(v) = HeaderValue::try_from(client_ip.to_canonical().to_string()) {
-        headers.insert("x-real-ip", v);
+        headers.insert(X_REAL_IP.clone(), v);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(conn.scheme.as_str()),
     );
     match original_host {
         Some(h) => {
-            headers.insert("x-forwarded-host", h);
+            headers.insert(X_FORWARDED_HOST.clone(), h);
         }
         None => {
-            headers.remove("x-forwarded-host");
+            headers.remove(&X_FORWARDED_HOST);
         }
     }
     headers.insert(clientinfo::request_id_header().clone(), request_id.clone());
