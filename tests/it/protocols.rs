@@ -620,6 +620,21 @@ async fn slow_headers_are_cut_off_and_header_limits_hold() {
     }
     assert!(cut_off, "the slow client was never cut off");
 
+    // A client that connects and says nothing, or trickles the start of
+    // the HTTP/2 preface, is let go after the header timeout too.
+    for opening in [&b""[..], b"PRI * HTTP/2"] {
+        let mut silent = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+        silent.write_all(opening).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent connection was kept open: {read:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(900));
+    }
+
     // Too many headers and too large a head are refused.
     let many: Vec<(String, String)> = (0..200)
         .map(|i| (format!("x-h{i}"), "1".to_owned()))

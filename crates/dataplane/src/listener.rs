@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::pin::Pin;
+
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use snapshot::Scheme;
 
@@ -84,18 +87,22 @@ async fn serve_with(
     shutdown: impl Future<Output = ()>,
     scheme: Scheme,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
+        // The head limit is checked on every parsed head, however the
+        // bytes arrived; the buffer bound alone is not (a head read in
+        // one large read passes it).
+        .max_header_size(config.max_header_bytes)
         .max_buf_size(config.max_header_bytes.max(8192))
         .max_headers(config.max_headers);
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
+    let servers = Arc::new(Servers { http1, http2 });
+    let drain = Drain::new();
     let connections = proxy.gateway().telemetry().metrics.listener(match scheme {
         Scheme::Http => "http",
         Scheme::Https => "https",
@@ -118,8 +125,8 @@ async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let servers = servers.clone();
+        let draining = drain.watcher();
         let proxy_protocol = config.proxy_protocol;
         let header_timeout = config.header_read_timeout;
         let open = connections.accept();
@@ -142,31 +149,41 @@ async fn serve_with(
             };
             let conn_info = Connection::new(peer, scheme);
             if scheme == Scheme::Http {
-                let conn_info = Arc::new(conn_info);
-                let service = service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    let conn_info = conn_info.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(req, &conn_info).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(client = %peer, error = %e, "connection ended with an error");
-                }
+                let Some((protocol, stream)) = sniff(stream, peer, header_timeout).await else {
+                    return;
+                };
+                servers
+                    .serve(stream, protocol, &proxy, Arc::new(conn_info), draining)
+                    .await;
                 return;
             }
             let Some((stream, tls_info)) = handshake(&proxy, stream, peer, header_timeout).await
             else {
                 return;
             };
+            // ALPN names the protocol; a client that negotiated none is
+            // sniffed like a plain-text one.
+            let negotiated = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Some(Protocol::Http2),
+                Some(_) => Some(Protocol::Http1),
+                None => None,
+            };
             let conn_info = Arc::new(conn_info.with_tls(tls_info));
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                let conn_info = conn_info.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, &conn_info).await) }
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+            let stream = Prefixed::new(Vec::new(), stream);
+            match negotiated {
+                Some(protocol) => {
+                    servers
+                        .serve(stream, protocol, &proxy, conn_info, draining)
+                        .await;
+                }
+                None => {
+                    let Some((protocol, stream)) = sniff(stream, peer, header_timeout).await else {
+                        return;
+                    };
+                    servers
+                        .serve(stream, protocol, &proxy, conn_info, draining)
+                        .await;
+                }
             }
         });
     }
@@ -174,10 +191,185 @@ async fn serve_with(
 
     tracing::info!("listener closed; draining open requests");
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = drain.shutdown() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(config.drain_timeout) => {
             tracing::warn!(timeout = ?config.drain_timeout, "drain timeout reached; closing remaining connections");
         }
+    }
+}
+
+/// The HTTP version a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// The first bytes of an HTTP/2 connection with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads the start of a connection to tell HTTP/2 with prior knowledge
+/// (its preface) from HTTP/1.x, within `timeout` (a client that sends
+/// nothing is let go then). One read of up to 8 KiB usually decides and
+/// usually holds the whole request head; what was read is replayed to the
+/// chosen protocol's server, so no byte is read twice from the socket.
+/// `None` when the client went away or said nothing in time.
+async fn sniff<S>(
+    mut stream: Prefixed<S>,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<(Protocol, Prefixed<S>)>
+where
+    S: AsyncRead + Unpin,
+{
+    let read = async {
+        let mut start = Vec::with_capacity(8192);
+        loop {
+            if stream.read_buf(&mut start).await? == 0 {
+                return Ok::<_, std::io::Error>(None);
+            }
+            let seen = start.len().min(H2_PREFACE.len());
+            if start[..seen] != H2_PREFACE[..seen] {
+                return Ok(Some((Protocol::Http1, start)));
+            }
+            if seen == H2_PREFACE.len() {
+                return Ok(Some((Protocol::Http2, start)));
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(Some((protocol, start)))) => Some((protocol, stream.replay(start))),
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %peer, error = %e, "connection failed before a request");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client = %peer, "no request in time");
+            None
+        }
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 servers of a listener.
+struct Servers {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Servers {
+    /// Serves one connection until it closes, or until the listener
+    /// drains (then in-flight requests finish and the connection closes).
+    async fn serve<S>(
+        &self,
+        stream: S,
+        protocol: Protocol,
+        proxy: &Arc<Proxy>,
+        conn_info: Arc<Connection>,
+        draining: Draining,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = conn_info.peer;
+        let proxy = proxy.clone();
+        let service = service_fn(move |req| {
+            let proxy = proxy.clone();
+            let conn_info = conn_info.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(req, &conn_info).await) }
+        });
+        let io = TokioIo::new(stream);
+        let result = match protocol {
+            Protocol::Http1 => {
+                let conn = self.http1.serve_connection(io, service).with_upgrades();
+                draining.watch(conn).await
+            }
+            Protocol::Http2 => {
+                let conn = self.http2.serve_connection(io, service);
+                draining.watch(conn).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A connection type that can be asked to finish its in-flight requests
+/// and close.
+trait GracefulConnection: Future<Output = Result<(), hyper::Error>> {
+    fn begin_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulConnection for http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn begin_shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B, E> GracefulConnection for http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn begin_shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// The listener's side of a graceful shutdown: connections watch it, and
+/// [`Drain::shutdown`] asks them all to finish and waits until they have.
+struct Drain {
+    signal: watch::Sender<bool>,
+}
+
+/// A connection's side of a [`Drain`].
+struct Draining {
+    signal: watch::Receiver<bool>,
+}
+
+impl Drain {
+    fn new() -> Self {
+        Self {
+            signal: watch::Sender::new(false),
+        }
+    }
+
+    fn watcher(&self) -> Draining {
+        Draining {
+            signal: self.signal.subscribe(),
+        }
+    }
+
+    /// Asks every connection to close after its in-flight requests, and
+    /// completes when all of them have.
+    async fn shutdown(self) {
+        let _ = self.signal.send(true);
+        self.signal.closed().await;
+    }
+}
+
+impl Draining {
+    /// Drives `conn`; when the listener drains, the connection finishes
+    /// what it is doing and closes.
+    async fn watch<C: GracefulConnection>(mut self, conn: C) -> Result<(), hyper::Error> {
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            biased;
+            done = conn.as_mut() => return done,
+            _ = self.signal.wait_for(|draining| *draining) => conn.as_mut().begin_shutdown(),
+        }
+        conn.await
     }
 }
 

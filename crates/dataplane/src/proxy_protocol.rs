@@ -139,6 +139,13 @@ impl<S> Prefixed<S> {
             inner,
         }
     }
+
+    /// The same stream with `read` (bytes just read from it) put back in
+    /// front of whatever it still had to give.
+    pub(crate) fn replay(self, mut read: Vec<u8>) -> Self {
+        read.extend_from_slice(&self.prefix[self.offset..]);
+        Self::new(read, self.inner)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
@@ -152,6 +159,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
             let start = self.offset;
             buf.put_slice(&self.prefix[start..start + n]);
             self.offset += n;
+            if self.offset == self.prefix.len() {
+                // Replayed in full: the buffer is not needed any more.
+                self.prefix = Vec::new();
+                self.offset = 0;
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
