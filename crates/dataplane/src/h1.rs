@@ -252,6 +252,14 @@ impl Pool {
             let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Response::new(&mut slots);
             let len = match parsed.parse(&conn.buf) {
+                // Checked on the parsed head too: a head larger than the
+                // limit may arrive in one read.
+                Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
+                    return Err(Failure::Failed(
+                        format!("upstream response head is larger than {MAX_HEAD_BYTES} bytes")
+                            .into(),
+                    ));
+                }
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) => return Ok(None),
                 Err(e) => {
@@ -1147,6 +1155,20 @@ mod tests {
             err.to_string().contains("too many headers") || err.to_string().contains("larger than"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_complete_head_over_the_limit_is_refused() {
+        // Few headers, so the count limit does not apply: only the size.
+        let mut huge = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..3 {
+            huge.extend_from_slice(format!("x-big-{i}: {}\r\n", "v".repeat(22_000)).as_bytes());
+        }
+        huge.extend_from_slice(b"content-length: 0\r\n\r\n");
+        let huge: &'static [u8] = Vec::leak(huge);
+        let (addr, _) = upstream(vec![(huge, false)]).await;
+        let err = get(&pool(), addr).await.unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 
     #[tokio::test]
