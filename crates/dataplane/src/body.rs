@@ -263,7 +263,7 @@ pub(crate) enum UpstreamBody {
     /// The client's body, streamed.
     Streamed(ClientBody),
     /// A body read in full (for body matching) or a copy of one.
-    Buffered(Full<Bytes>),
+    Buffered(Whole),
     /// No body.
     Empty(Empty<Bytes>),
     /// The client's body, streamed, with each chunk also queued to mirrors.
@@ -286,7 +286,7 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Self::Streamed(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Self::Buffered(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+            Self::Buffered(b) => Poll::Ready(b.0.take().map(|d| Ok(Frame::data(d)))),
             Self::Empty(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             Self::Tee(b) => Pin::new(b).poll_frame(cx),
             Self::Mirror(b) => Pin::new(b).poll_frame(cx),
@@ -298,7 +298,7 @@ impl Body for UpstreamBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Streamed(b) => b.is_end_stream(),
-            Self::Buffered(b) => b.is_end_stream(),
+            Self::Buffered(b) => b.0.is_none(),
             Self::Empty(b) => b.is_end_stream(),
             Self::Tee(b) => b.inner.is_end_stream(),
             Self::Mirror(_) | Self::Decoded(_) => false,
@@ -309,13 +309,32 @@ impl Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Streamed(b) => b.size_hint(),
-            Self::Buffered(b) => b.size_hint(),
+            Self::Buffered(b) => SizeHint::with_exact(b.len() as u64),
             Self::Empty(b) => b.size_hint(),
             Self::Tee(b) => b.inner.size_hint(),
             Self::Mirror(b) => b.size_hint,
             Self::Limited(b) => b.size_hint(),
             Self::Decoded(_) => SizeHint::default(),
         }
+    }
+}
+
+/// A request body held in full, sent as one frame.
+#[derive(Debug)]
+pub(crate) struct Whole(Option<Bytes>);
+
+impl Whole {
+    pub(crate) fn new(bytes: Bytes) -> Self {
+        Self((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// The bytes not yet sent.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.bytes().len()
     }
 }
 

@@ -1,14 +1,16 @@
 //! HTTP/1.1 exchanges with plain-HTTP upstreams, driven by the request's
 //! own task.
 //!
-//! Most proxied requests carry no body (GET, HEAD, DELETE, ...). For them
-//! the gateway writes the request head itself with one write, parses the
-//! response head with `httparse`, and streams the response body straight
-//! from the socket into the response, with no connection task, no channel
-//! between the request and its connection, and no wake-up of another task.
-//! The connection goes back to the pool the moment the last byte of the
-//! body has been read. Requests with a body, upgrades and `Expect` keep
-//! hyper's client (see `pool.rs`).
+//! Most proxied requests carry no body (GET, HEAD, DELETE, ...), and some
+//! carry a small one the gateway has already read in full (for body
+//! matching, validation or retries). For them the gateway writes the
+//! request itself with one write, parses the response head with
+//! `httparse`, and streams the response body straight from the socket
+//! into the response, with no connection task, no channel between the
+//! request and its connection, and no wake-up of another task. The
+//! connection goes back to the pool the moment the last byte of the body
+//! has been read. Streamed request bodies, upgrades and `Expect`
+//! keep hyper's client (see `pool.rs`).
 //!
 //! Framing follows RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and
 //! 304; `Transfer-Encoding` ending in `chunked` (any `Content-Length` is
@@ -55,18 +57,29 @@ const READ_CHUNK: usize = 16 * 1024;
 /// new one is made.
 const STALE_RETRIES: usize = 2;
 
-/// Whether `req` goes through this module: no body, nothing that needs
-/// hyper's connection (upgrades, `Expect`), no framing of its own.
+/// Largest request body sent through this module: one already read in
+/// full (body matching, validation, retries) and small enough to go out
+/// with its head in one write. Larger ones stream through hyper's client,
+/// which reads an early answer while the body is still being sent.
+const MAX_WHOLE_BODY: usize = 64 * 1024;
+
+/// Whether `req` goes through this module: no body or a small one held in
+/// full, nothing that needs hyper's connection (upgrades, `Expect`), and
+/// no framing that disagrees with the body.
 pub(crate) fn handles(req: &Request<UpstreamBody>) -> bool {
     let h = req.headers();
-    req.body().is_end_stream()
-        && req.method() != Method::CONNECT
+    let length = match req.body() {
+        UpstreamBody::Buffered(whole) if whole.len() <= MAX_WHOLE_BODY => whole.len(),
+        body if body.is_end_stream() => 0,
+        _ => return false,
+    };
+    req.method() != Method::CONNECT
         && !h.contains_key(header::UPGRADE)
         && !h.contains_key(header::EXPECT)
         && !h.contains_key(header::TRANSFER_ENCODING)
         && h.get_all(header::CONTENT_LENGTH)
             .iter()
-            .all(|v| v.as_bytes() == b"0")
+            .all(|v| v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()) == Some(length))
 }
 
 /// One connection to an upstream endpoint, with what has been read from
@@ -156,8 +169,8 @@ impl Pool {
         }
     }
 
-    /// Sends `req` (bodiless, see [`handles`]; origin-form URI, Host
-    /// header set) to `endpoint`.
+    /// Sends `req` (see [`handles`]; origin-form URI, Host header set) to
+    /// `endpoint`.
     pub(crate) async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
@@ -428,12 +441,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The request head, ready to write: request line, headers, and
-/// `Content-Length: 0` for methods whose requests normally carry content.
+/// The request, ready to write: request line, headers, a
+/// `Content-Length` when the body has bytes or the method normally
+/// carries content and none was given, then the body.
 fn encode(req: &Request<UpstreamBody>) -> Vec<u8> {
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let headers = req.headers();
-    let mut size = req.method().as_str().len() + target.len() + 32;
+    let body = match req.body() {
+        UpstreamBody::Buffered(whole) => whole.bytes(),
+        _ => &[],
+    };
+    let mut size = req.method().as_str().len() + target.len() + 48 + body.len();
     for (name, value) in headers {
         size += name.as_str().len() + value.len() + 4;
     }
@@ -448,12 +466,15 @@ fn encode(req: &Request<UpstreamBody>) -> Vec<u8> {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH)
-        && !headers.contains_key(header::CONTENT_LENGTH)
+    if !headers.contains_key(header::CONTENT_LENGTH)
+        && (!body.is_empty() || matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH))
     {
-        out.extend_from_slice(b"content-length: 0\r\n");
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
     out
 }
 
@@ -835,7 +856,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
 
     use super::*;
-    use http_body_util::{BodyExt, Empty, Full};
+    use http_body_util::{BodyExt, Empty};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncReadExt;
 
@@ -1188,7 +1209,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_bodiless_plain_requests_are_taken() {
+    async fn a_body_held_in_full_goes_out_with_its_head() {
+        let ok: &[u8] = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, seen) = upstream(vec![(ok, false), (ok, false)]).await;
+        let pool = pool();
+        let mut req = request(Method::POST, "/orders");
+        *req.body_mut() =
+            UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"{\"id\":7}")));
+        assert!(handles(&req));
+        let resp = pool.send(addr, req).await.unwrap();
+        assert_eq!(resp.status(), 201);
+        let _ = resp.into_body().collect().await.unwrap();
+        // The client's own Content-Length, when it agrees, is kept as is.
+        let mut req = request(Method::PUT, "/orders/7");
+        req.headers_mut()
+            .insert("content-length", HeaderValue::from_static("2"));
+        *req.body_mut() =
+            UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"{}")));
+        assert!(handles(&req));
+        let _ = pool
+            .send(addr, req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await;
+        // The scripted upstream reads heads only: the bodies arrive as the
+        // start of the next "head" or after it, so look at the raw bytes.
+        let heads = lock(&seen.heads).join("");
+        assert!(
+            heads.starts_with(
+                "POST /orders HTTP/1.1\r\nhost: example.test\r\nx-two: a\r\nx-two: b\r\ncontent-length: 8\r\n\r\n"
+            ),
+            "{heads}"
+        );
+        assert!(
+            heads.contains("\r\n\r\n{\"id\":7}PUT /orders/7 HTTP/1.1\r\n"),
+            "{heads}"
+        );
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn only_plain_requests_without_a_streamed_body_are_taken() {
         let with = |f: fn(&mut Request<UpstreamBody>)| {
             let mut r = request(Method::GET, "/");
             f(&mut r);
@@ -1199,8 +1262,25 @@ mod tests {
             r.headers_mut()
                 .insert("content-length", HeaderValue::from_static("0"));
         }));
+        // A small body held in full is taken; a large one, or one whose
+        // Content-Length disagrees, is not.
+        assert!(with(|r| {
+            *r.body_mut() =
+                UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"x")));
+        }));
         assert!(!with(|r| {
-            *r.body_mut() = UpstreamBody::Buffered(Full::new(Bytes::from_static(b"x")));
+            *r.body_mut() =
+                UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from(vec![
+                    b'x';
+                    MAX_WHOLE_BODY
+                        + 1
+                ])));
+        }));
+        assert!(!with(|r| {
+            r.headers_mut()
+                .insert("content-length", HeaderValue::from_static("5"));
+            *r.body_mut() =
+                UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"x")));
         }));
         assert!(!with(|r| {
             r.headers_mut()

@@ -9,7 +9,6 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use http::{Method, Request, header};
-use http_body_util::Full;
 use snapshot::HealthCheckPolicy;
 
 use crate::body::UpstreamBody;
@@ -56,7 +55,9 @@ async fn probe(
         .uri(&*policy.path)
         .header(header::HOST, endpoint.authority.as_str())
         .header(header::USER_AGENT, "gatehouse-health-check")
-        .body(UpstreamBody::Buffered(Full::new(Bytes::new())));
+        .body(UpstreamBody::Buffered(
+            crate::body::Whole::new(Bytes::new()),
+        ));
     let Ok(req) = req else { return false };
     let sent = upstreams.send(transport, endpoint.addr, &endpoint.authority, req);
     match tokio::time::timeout(policy.timeout, sent).await {

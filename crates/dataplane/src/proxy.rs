@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use snapshot::{
@@ -929,7 +929,7 @@ impl Proxy {
             ReqBody::Streamed(_) => None,
         };
         let first_body = match body {
-            ReqBody::Buffered(b) => UpstreamBody::Buffered(Full::new(b)),
+            ReqBody::Buffered(b) => UpstreamBody::Buffered(crate::body::Whole::new(b)),
             ReqBody::Streamed(incoming) if web_text => {
                 UpstreamBody::Decoded(grpc::DecodeText::new(incoming))
             }
@@ -986,7 +986,7 @@ impl Proxy {
                 let in_flight = InFlight::new(endpoint.clone());
                 let attempt_body = match (&replay, body.take()) {
                     (Some(bytes), _) if attempt > 0 => {
-                        UpstreamBody::Buffered(Full::new(bytes.clone()))
+                        UpstreamBody::Buffered(crate::body::Whole::new(bytes.clone()))
                     }
                     (_, Some(b)) => b,
                     (_, None) => UpstreamBody::Empty(Empty::new()),
@@ -1345,7 +1345,7 @@ impl Proxy {
                 body,
                 targets
                     .iter()
-                    .map(|_| UpstreamBody::Buffered(Full::new(bytes.clone())))
+                    .map(|_| UpstreamBody::Buffered(crate::body::Whole::new(bytes.clone())))
                     .collect(),
             ),
             (UpstreamBody::Streamed(incoming), _) => {
