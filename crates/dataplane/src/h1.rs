@@ -1269,12 +1269,8 @@ mod tests {
                 UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"x")));
         }));
         assert!(!with(|r| {
-            *r.body_mut() =
-                UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from(vec![
-                    b'x';
-                    MAX_WHOLE_BODY
-                        + 1
-                ])));
+            let large = Bytes::from(vec![b'x'; MAX_WHOLE_BODY + 1]);
+            *r.body_mut() = UpstreamBody::Buffered(crate::body::Whole::new(large));
         }));
         assert!(!with(|r| {
             r.headers_mut()
