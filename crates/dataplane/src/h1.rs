@@ -41,7 +41,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, UpstreamBody};
-use crate::upstream::UpstreamError;
+use crate::upstream::{UpstreamError, connect_tcp, lock};
 
 /// Largest response head (status line and headers) accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -406,21 +406,8 @@ impl Pool {
     }
 
     async fn connect(&self, endpoint: SocketAddr) -> Result<Conn, UpstreamError> {
-        let io = tokio::time::timeout(self.connect_timeout, TcpStream::connect(endpoint))
-            .await
-            .map_err(|_| {
-                UpstreamError::Connect(
-                    format!(
-                        "connecting to {endpoint} timed out after {:?}",
-                        self.connect_timeout
-                    )
-                    .into(),
-                )
-            })?
-            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-        let _ = io.set_nodelay(true);
         Ok(Conn {
-            io,
+            io: connect_tcp(endpoint, self.connect_timeout).await?,
             buf: BytesMut::with_capacity(READ_CHUNK),
         })
     }
@@ -433,12 +420,6 @@ impl Pool {
             .get(&endpoint)
             .map_or(0, Vec::len)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means another request panicked while holding
-    // it; the lists themselves are still usable.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The request, ready to write: request line, headers, a

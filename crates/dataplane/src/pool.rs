@@ -25,10 +25,9 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::body::UpstreamBody;
-use crate::upstream::UpstreamError;
+use crate::upstream::{UpstreamError, connect_tcp, lock};
 
 type Sender = http1::SendRequest<UpstreamBody>;
 
@@ -174,19 +173,7 @@ impl Http1Pool {
     }
 
     async fn connect(&self, endpoint: SocketAddr) -> Result<Sender, UpstreamError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(endpoint))
-            .await
-            .map_err(|_| {
-                UpstreamError::Connect(
-                    format!(
-                        "connecting to {endpoint} timed out after {:?}",
-                        self.connect_timeout
-                    )
-                    .into(),
-                )
-            })?
-            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-        let _ = stream.set_nodelay(true);
+        let stream = connect_tcp(endpoint, self.connect_timeout).await?;
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -209,10 +196,6 @@ impl Http1Pool {
             .get(&endpoint)
             .map_or(0, Vec::len)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -181,16 +181,12 @@ impl Upstreams {
         &self,
         endpoint: SocketAddr,
     ) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
-        if let Some(s) = self.lock_h2().get(&endpoint).filter(|s| !s.is_closed()) {
+        if let Some(s) = lock(&self.h2).get(&endpoint).filter(|s| !s.is_closed()) {
             return Ok(s.clone());
         }
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(endpoint))
-            .await
-            .map_err(|_| UpstreamError::Connect("connect timed out".into()))?
-            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-        let _ = stream.set_nodelay(true);
+        let stream = connect_tcp(endpoint, self.connect_timeout).await?;
         let sender = h2_handshake(stream, endpoint).await?;
-        self.lock_h2().insert(endpoint, sender.clone());
+        lock(&self.h2).insert(endpoint, sender.clone());
         Ok(sender)
     }
 
@@ -255,16 +251,6 @@ impl Upstreams {
         lock(&self.tls_h2).insert(key, sender.clone());
         Ok(sender)
     }
-
-    fn lock_h2(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>> {
-        // A poisoned lock only means another request panicked while holding
-        // it; the map itself is still usable.
-        self.h2
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 /// The HTTP/2 handshake on a connected stream (plain or TLS), with the
@@ -289,10 +275,27 @@ where
     Ok(sender)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means another request panicked while holding
-    // it; the map itself is still usable.
+/// Locks `m`. A poisoned lock only means another request panicked while
+/// holding it; the maps and lists behind these locks are still usable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A TCP connection to `endpoint` within `timeout`, with Nagle off.
+pub(crate) async fn connect_tcp(
+    endpoint: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, UpstreamError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(endpoint))
+        .await
+        .map_err(|_| {
+            UpstreamError::Connect(
+                format!("connecting to {endpoint} timed out after {timeout:?}").into(),
+            )
+        })?
+        .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 fn client_config(
