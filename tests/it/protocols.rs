@@ -827,3 +827,262 @@ async fn upstream_responses_of_every_framing_pass_through() {
     // Still serving normally.
     assert_eq!(get("/").await.unwrap().text(), "ok");
 }
+
+/// One response read from `stream` (with `buf` holding what was read
+/// past earlier ones): status line and headers, body (de-chunked), and
+/// trailers. Bodiless when `head_only`.
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    head_only: bool,
+) -> (String, Vec<u8>, String) {
+    async fn more(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) {
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("response in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        more(stream, buf).await;
+    };
+    let head = String::from_utf8(buf.drain(..end).collect())
+        .unwrap()
+        .to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse::<usize>().unwrap());
+    let mut body = Vec::new();
+    let mut trailers = String::new();
+    if head_only {
+    } else if head.contains("transfer-encoding: chunked") {
+        loop {
+            let line_end = loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                more(stream, buf).await;
+            };
+            let line = String::from_utf8(buf.drain(..line_end + 2).collect()).unwrap();
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap(), 16).unwrap();
+            if size == 0 {
+                let end = loop {
+                    if buf.starts_with(b"\r\n") {
+                        break 2;
+                    }
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    more(stream, buf).await;
+                };
+                trailers = String::from_utf8(buf.drain(..end).collect()).unwrap();
+                break;
+            }
+            while buf.len() < size + 2 {
+                more(stream, buf).await;
+            }
+            body.extend(buf.drain(..size));
+            buf.drain(..2);
+        }
+    } else {
+        let n = length.expect("a length or chunks");
+        while buf.len() < n {
+            more(stream, buf).await;
+        }
+        body.extend(buf.drain(..n));
+    }
+    (head, body, trailers)
+}
+
+/// The gateway's own HTTP/1.1 server: pipelined requests answered in
+/// order, requests it does not serve itself (bodies, HTTP/1.0) handed to
+/// hyper's server mid-connection, `Connection: close`, chunked answers
+/// with trailers, heads that trickle in, idle connections let go, and a
+/// client that leaves cancelling its request upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn http1_connections_pipeline_hand_over_and_cancel() {
+    let echo = EchoServer::start("o").await;
+    let framing = framing_upstream().await;
+    // An upstream that never answers and reports when the gateway closes
+    // the connection a request came on.
+    let hold = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hold_addr = hold.local_addr().unwrap();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = hold.accept().await.unwrap();
+            let closed = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut seen = 0;
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen += n,
+                    }
+                }
+                let _ = closed.send(seen);
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("o", &[echo.addr]),
+            service("f", &[framing]),
+            service("h", &[hold_addr]),
+            route(
+                "o",
+                "o.example.com",
+                "  - backends: [{name: o, port: 80}]\n",
+            ),
+            route(
+                "f",
+                "f.example.com",
+                "  - backends: [{name: f, port: 80}]\n",
+            ),
+            route(
+                "h",
+                "h.example.com",
+                "  - backends: [{name: h, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &["--header-read-timeout", "2s"]).await;
+    let echoed = |body: &[u8]| serde_json::from_slice::<testkit::Echo>(body).unwrap();
+
+    // Three requests in one write: three answers, in order.
+    let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(
+        b"GET /one HTTP/1.1\r\nHost: o.example.com\r\n\r\n\
+          HEAD /two HTTP/1.1\r\nHost: o.example.com\r\n\r\n\
+          GET /three?x=1 HTTP/1.1\r\nHost: o.example.com\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(head.contains("\r\ndate: "), "{head}");
+    assert_eq!(echoed(&body).path, "/one");
+    let (head, _, _) = read_response(&mut s, &mut buf, true).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let (_, body, _) = read_response(&mut s, &mut buf, false).await;
+    let three = echoed(&body);
+    assert_eq!(
+        (three.path.as_str(), three.query.as_str()),
+        ("/three", "x=1")
+    );
+    assert_eq!(three.headers["x-multi"], ["a", "b"]);
+
+    // A request with a body on the same connection goes to hyper's
+    // server, which serves the rest of the connection.
+    s.write_all(b"POST /four HTTP/1.1\r\nHost: o.example.com\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let (_, body, _) = read_response(&mut s, &mut buf, false).await;
+    let four = echoed(&body);
+    assert_eq!((four.method.as_str(), four.body_length), ("POST", 5));
+    s.write_all(b"GET /five HTTP/1.1\r\nHost: o.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    assert_eq!(echoed(&body).path, "/five");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(
+        s.read(&mut [0u8; 16]).await.unwrap(),
+        0,
+        "not closed after close"
+    );
+
+    // `Connection: close` on the gateway's own server: said and done.
+    let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET /six HTTP/1.1\r\nHost: o.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(echoed(&body).path, "/six");
+    assert_eq!(
+        s.read(&mut [0u8; 16]).await.unwrap(),
+        0,
+        "not closed after close"
+    );
+
+    // An answer of unknown length goes out chunked, trailers included.
+    let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET /chunked HTTP/1.1\r\nHost: f.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body, trailers) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert_eq!(body, b"hello, world");
+    assert!(trailers.contains("x-sum: 1"), "{trailers:?}");
+
+    // A head that arrives a byte at a time is served, on the same
+    // connection.
+    for b in b"GET /seven HTTP/1.1\r\nHost: o.example.com\r\n\r\n" {
+        s.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (_, body, _) = read_response(&mut s, &mut buf, false).await;
+    assert_eq!(echoed(&body).path, "/seven");
+
+    // An idle keep-alive connection is let go after the header timeout.
+    let idle = std::time::Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(6), s.read(&mut [0u8; 16])).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    assert!(
+        idle.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        idle.elapsed()
+    );
+
+    // HTTP/1.0 is answered too (by hyper's server), and closed after.
+    let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    s.write_all(b"GET /eight HTTP/1.0\r\nHost: o.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    assert!(text.contains("\"/eight\""), "{text}");
+
+    // A target the gateway's parser takes but the URI type refuses gets
+    // hyper's 400.
+    let r = raw_request(gw.http, "GET", "/a<b>", &[("host", "o.example.com")], b"")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+
+    // A client that goes away while its request waits on the upstream
+    // cancels it: the gateway closes its upstream connection.
+    let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    s.write_all(b"GET /held HTTP/1.1\r\nHost: h.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(s);
+    let seen = tokio::time::timeout(Duration::from_secs(3), closed_rx.recv())
+        .await
+        .expect("the upstream request was not cancelled")
+        .unwrap();
+    assert!(seen > 0, "the request never reached the upstream");
+}

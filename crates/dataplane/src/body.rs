@@ -202,11 +202,20 @@ impl Body for FromUpstream {
     }
 }
 
+/// A request body as the client sends it: read by hyper's server, or none
+/// at all (the requests the gateway's own HTTP/1.1 server parses carry no
+/// body; see `h1_server.rs`).
+#[derive(Debug)]
+pub(crate) enum FromClient {
+    Hyper(Incoming),
+    Empty,
+}
+
 /// The client's request body, counting the bytes read from it (for the
 /// access log).
 #[derive(Debug)]
 pub(crate) struct ClientBody {
-    inner: Incoming,
+    inner: FromClient,
     /// `None` for bodies that are empty from the start.
     read: Option<Arc<AtomicU64>>,
 }
@@ -214,8 +223,11 @@ pub(crate) struct ClientBody {
 impl ClientBody {
     /// Wraps `inner`; returns the counter of bytes read, when it has a
     /// body at all.
-    pub(crate) fn new(inner: Incoming) -> (Self, Option<Arc<AtomicU64>>) {
-        let read = (!inner.is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
+    pub(crate) fn new(inner: FromClient) -> (Self, Option<Arc<AtomicU64>>) {
+        let read = match &inner {
+            FromClient::Hyper(b) if !b.is_end_stream() => Some(Arc::new(AtomicU64::new(0))),
+            _ => None,
+        };
         (
             Self {
                 inner,
@@ -235,7 +247,10 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let FromClient::Hyper(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
         if let (Poll::Ready(Some(Ok(frame))), Some(read)) = (&polled, &this.read)
             && let Some(data) = frame.data_ref()
         {
@@ -245,11 +260,17 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            FromClient::Hyper(b) => b.is_end_stream(),
+            FromClient::Empty => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            FromClient::Hyper(b) => b.size_hint(),
+            FromClient::Empty => SizeHint::with_exact(0),
+        }
     }
 }
 

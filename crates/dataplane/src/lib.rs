@@ -16,6 +16,7 @@ mod clientinfo;
 mod compress;
 mod grpc;
 mod h1;
+mod h1_server;
 mod headers;
 mod health;
 mod lb;

@@ -21,6 +21,8 @@ use rustls::server::Acceptor;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::body::FromClient;
+use crate::h1_server::{self, Outcome};
 use crate::proxy::{Connection, Proxy, TlsInfo};
 use crate::proxy_protocol::{self, Prefixed};
 use crate::tls::Choice;
@@ -101,7 +103,16 @@ async fn serve_with(
     http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
-    let servers = Arc::new(Servers { http1, http2 });
+    let limits = h1_server::Limits {
+        header_timeout: config.header_read_timeout,
+        max_head: config.max_header_bytes,
+        max_headers: config.max_headers,
+    };
+    let servers = Arc::new(Servers {
+        http1,
+        http2,
+        limits,
+    });
     let drain = Drain::new();
     let connections = proxy.gateway().telemetry().metrics.listener(match scheme {
         Scheme::Http => "http",
@@ -251,10 +262,13 @@ where
     }
 }
 
-/// The HTTP/1.1 and HTTP/2 servers of a listener.
+/// The HTTP/1.1 and HTTP/2 servers of a listener: HTTP/1.1 connections
+/// start on the gateway's own server (`h1_server.rs`), which hands them to
+/// hyper's when a request needs it.
 struct Servers {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
+    limits: h1_server::Limits,
 }
 
 impl Servers {
@@ -262,20 +276,42 @@ impl Servers {
     /// drains (then in-flight requests finish and the connection closes).
     async fn serve<S>(
         &self,
-        stream: S,
+        stream: Prefixed<S>,
         protocol: Protocol,
         proxy: &Arc<Proxy>,
         conn_info: Arc<Connection>,
-        draining: Draining,
+        mut draining: Draining,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let stream = match protocol {
+            Protocol::Http1 => {
+                match h1_server::serve(
+                    stream,
+                    proxy,
+                    &conn_info,
+                    &self.limits,
+                    &mut draining.signal,
+                )
+                .await
+                {
+                    Outcome::Done => return,
+                    Outcome::HandOver(stream) => stream,
+                }
+            }
+            Protocol::Http2 => stream,
+        };
         let peer = conn_info.peer;
         let proxy = proxy.clone();
         let service = service_fn(move |req| {
             let proxy = proxy.clone();
             let conn_info = conn_info.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, &conn_info).await) }
+            // Boxed: hyper moves the future it is given on its way in, and
+            // the pipeline's state is a few KiB.
+            async move {
+                let handling = Box::pin(proxy.handle(req.map(FromClient::Hyper), &conn_info));
+                Ok::<_, Infallible>(handling.await)
+            }
         });
         let io = TokioIo::new(stream);
         let result = match protocol {

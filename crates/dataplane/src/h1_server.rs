@@ -1,0 +1,789 @@
+//! HTTP/1.1 connections from clients, served in the connection's own task.
+//!
+//! Nearly every request a gateway sees is an HTTP/1.1 request without a
+//! body. For those this module does what hyper's server would, with less
+//! machinery between the socket and the pipeline: the head is parsed with
+//! `httparse` (header values share the read buffer), the pipeline runs in
+//! the connection's task, and the response head goes out in the same
+//! write as a short body. Pipelined requests are answered in order.
+//!
+//! Anything else — a request with a body, an upgrade, `Expect`, HTTP/1.0,
+//! `CONNECT`, a head that does not parse or breaks a limit — hands the
+//! connection, with every byte read so far, to hyper's HTTP/1.1 server for
+//! the rest of its life. The uncommon and the hostile cases keep hyper's
+//! well-tried handling (and its exact error answers: 400, 431, ...).
+//!
+//! Limits: the whole head must arrive within the header timeout (which so
+//! also bounds how long an idle keep-alive connection is kept); a client
+//! that closes its side while its request is in flight cancels the
+//! request, as with hyper's default. Responses are framed by their
+//! `Content-Length` when they have one, by the body's known length, and
+//! otherwise chunked (trailers included); HEAD, 1xx, 204 and 304 answers
+//! carry no body.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::body::{FromClient, ProxyBody};
+use crate::proxy::{Connection, Proxy};
+use crate::proxy_protocol::Prefixed;
+
+/// The most headers parsed here; a request with more goes to hyper's
+/// server, which applies the configured limit.
+const PARSED_HEADERS: usize = 128;
+/// How much room a read asks for.
+const READ_CHUNK: usize = 8 * 1024;
+/// Body chunks up to this size are copied next to what is already
+/// waiting to be written (usually the head), so both go in one write;
+/// larger ones go out in a vectored write without a copy.
+const COPY_LIMIT: usize = 4096;
+
+/// The limits a connection is served with.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    /// Time from waiting for a request to having its whole head.
+    pub(crate) header_timeout: Duration,
+    /// Largest request head, in bytes.
+    pub(crate) max_head: usize,
+    /// Most request headers.
+    pub(crate) max_headers: usize,
+}
+
+/// How a connection's time in this server ended.
+pub(crate) enum Outcome<S> {
+    /// The connection is finished: closed by either side, timed out, or
+    /// drained.
+    Done,
+    /// The rest of the connection is for hyper's server: the stream with
+    /// every byte read and not yet served put back in front.
+    HandOver(Prefixed<S>),
+}
+
+/// Serves requests on `io` until the connection ends or a request needs
+/// hyper's server. When `draining` turns true, an idle connection closes
+/// and a busy one closes after its response.
+pub(crate) async fn serve<S>(
+    io: Prefixed<S>,
+    proxy: &Proxy,
+    conn: &Connection,
+    limits: &Limits,
+    draining: &mut watch::Receiver<bool>,
+) -> Outcome<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut c = Conn {
+        io,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        out: Vec::with_capacity(1024),
+        fields: Vec::new(),
+    };
+    let mut deadline = pin!(tokio::time::sleep(limits.header_timeout));
+    loop {
+        // A request head, whole, within the header timeout.
+        deadline
+            .as_mut()
+            .reset(Instant::now() + limits.header_timeout);
+        let mut scanned = 0;
+        let head = loop {
+            // A head that trickles in is parsed again only once its blank
+            // line may have arrived, not from its start for every read.
+            let parsed = if scanned == 0 || ends_head(&c.buf, scanned) {
+                parse(&c.buf, limits, &mut c.fields)
+            } else {
+                Parsed::Partial
+            };
+            scanned = c.buf.len();
+            match parsed {
+                Parsed::Complete(head) => break head,
+                Parsed::Other => return Outcome::HandOver(c.hand_over(None)),
+                Parsed::Partial if c.buf.len() >= limits.max_head => {
+                    return Outcome::HandOver(c.hand_over(None));
+                }
+                Parsed::Partial => {}
+            }
+            let idle = c.buf.is_empty();
+            tokio::select! {
+                biased;
+                read = c.fill() => match read {
+                    Ok(0) | Err(_) => return Outcome::Done,
+                    Ok(_) => {}
+                },
+                () = &mut deadline => {
+                    if !idle {
+                        tracing::debug!(client = %conn.peer, "no complete request head in time");
+                    }
+                    return Outcome::Done;
+                }
+                _ = draining.wait_for(|d| *d), if idle => return Outcome::Done,
+            }
+        };
+        let bytes = c.buf.split_to(head.len).freeze();
+        let Some(req) = head.request(&bytes, &c.fields) else {
+            // Something the http types refuse although httparse took it:
+            // hyper's server gives the answer.
+            return Outcome::HandOver(c.hand_over(Some(&bytes)));
+        };
+        drop(bytes);
+        let head_only = req.method() == Method::HEAD;
+
+        // The pipeline, in this task; a client that goes away meanwhile
+        // cancels it.
+        let resp = {
+            let mut handling = pin!(proxy.handle(req, conn));
+            loop {
+                tokio::select! {
+                    biased;
+                    resp = &mut handling => break resp,
+                    read = c.fill(), if c.buf.len() < limits.max_head => match read {
+                        Ok(0) | Err(_) => {
+                            tracing::debug!(client = %conn.peer, "client went away before its response");
+                            return Outcome::Done;
+                        }
+                        Ok(_) => {}
+                    },
+                }
+            }
+        };
+        let close = head.close || *draining.borrow();
+        match c.respond(resp, head_only, close).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = c.io.shutdown().await;
+                return Outcome::Done;
+            }
+            Err(e) => {
+                tracing::debug!(client = %conn.peer, error = %e, "response not delivered");
+                return Outcome::Done;
+            }
+        }
+    }
+}
+
+/// A client connection: what has been read and not yet served, and what
+/// is waiting to be written.
+struct Conn<S> {
+    io: Prefixed<S>,
+    buf: BytesMut,
+    out: Vec<u8>,
+    /// Where the last parsed head's header names and values are.
+    fields: Vec<Field>,
+}
+
+impl<S> Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Reads more; `Ok(0)` at the end of the stream.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        std::future::poll_fn(|cx| {
+            tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+        })
+        .await
+    }
+
+    /// The stream for hyper's server, with `head` (already taken from the
+    /// buffer) and the rest of what was read put back.
+    fn hand_over(self, head: Option<&Bytes>) -> Prefixed<S> {
+        let mut unread = Vec::with_capacity(head.map_or(0, Bytes::len) + self.buf.len());
+        if let Some(head) = head {
+            unread.extend_from_slice(head);
+        }
+        unread.extend_from_slice(&self.buf);
+        self.io.replay(unread)
+    }
+
+    /// Writes `resp`; whether the connection can carry another request.
+    async fn respond(
+        &mut self,
+        resp: Response<ProxyBody>,
+        head_only: bool,
+        mut close: bool,
+    ) -> io::Result<bool> {
+        let (parts, body) = resp.into_parts();
+        let status = parts.status;
+        let bodiless = head_only
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let declared = declared_length(&parts.headers);
+        let mut framing = if bodiless {
+            Framing::None
+        } else if let Some(n) = declared {
+            Framing::Length(n)
+        } else if let Some(n) = body.size_hint().exact() {
+            Framing::Length(n)
+        } else {
+            Framing::Chunked
+        };
+        close |= asks_to_close(&parts.headers);
+        self.out.clear();
+        write_head(
+            &mut self.out,
+            status,
+            &parts.headers,
+            &framing,
+            declared,
+            close,
+        );
+        if bodiless {
+            // The body (an upstream's, say) is dropped unread; it knows
+            // what to do with its connection.
+            drop(body);
+            self.flush().await?;
+            return Ok(!close);
+        }
+        let mut body = pin!(body);
+        loop {
+            // Wait for the body only with nothing left to write, so a head
+            // never waits on a slow upstream's first byte.
+            let frame = match poll_now(body.as_mut().frame()).await {
+                Some(frame) => frame,
+                None => {
+                    self.flush().await?;
+                    body.as_mut().frame().await
+                }
+            };
+            let frame = match frame {
+                None => break,
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    // Nothing more can be said on this connection.
+                    let _ = self.flush().await;
+                    return Err(io::Error::other(e));
+                }
+            };
+            match frame.into_data() {
+                Ok(data) => self.data(&mut framing, data).await?,
+                Err(frame) => {
+                    if let (Framing::Chunked, Ok(trailers)) = (&framing, frame.into_trailers()) {
+                        self.out.extend_from_slice(b"0\r\n");
+                        write_fields(&mut self.out, &trailers);
+                        self.out.extend_from_slice(b"\r\n");
+                        framing = Framing::Ended;
+                    }
+                }
+            }
+        }
+        let complete = match framing {
+            Framing::Chunked => {
+                self.out.extend_from_slice(b"0\r\n\r\n");
+                true
+            }
+            Framing::Length(left) => left == 0,
+            Framing::None | Framing::Ended => true,
+        };
+        self.flush().await?;
+        // A body shorter than its announced length: the client learns of
+        // it by the connection closing.
+        Ok(complete && !close)
+    }
+
+    /// Queues or writes one chunk of body.
+    async fn data(&mut self, framing: &mut Framing, mut data: Bytes) -> io::Result<()> {
+        match framing {
+            Framing::Length(left) => {
+                // More than announced is cut off; the connection then
+                // closes, as the body is short of nothing but wrong.
+                let take = usize::try_from(*left).unwrap_or(usize::MAX).min(data.len());
+                if take < data.len() {
+                    data.truncate(take);
+                }
+                *left -= take as u64;
+                self.send(&data, b"").await
+            }
+            Framing::Chunked if !data.is_empty() => {
+                let mut digits = [0u8; 16];
+                self.out.extend_from_slice(hex(data.len(), &mut digits));
+                self.out.extend_from_slice(b"\r\n");
+                self.send(&data, b"\r\n").await
+            }
+            Framing::Chunked | Framing::None | Framing::Ended => Ok(()),
+        }
+    }
+
+    /// Queues `data` and `suffix` after what is waiting, or writes it all
+    /// at once when `data` is too large to copy.
+    async fn send(&mut self, data: &[u8], suffix: &[u8]) -> io::Result<()> {
+        if data.len() <= COPY_LIMIT {
+            self.out.extend_from_slice(data);
+            self.out.extend_from_slice(suffix);
+            return Ok(());
+        }
+        let mut parts = [IoSlice::new(&self.out), IoSlice::new(data)];
+        let mut parts = &mut parts[..];
+        while !parts.is_empty() {
+            let n = self.io.write_vectored(parts).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut parts, n);
+        }
+        self.out.clear();
+        self.out.extend_from_slice(suffix);
+        Ok(())
+    }
+
+    /// Writes what is waiting.
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Whether the bytes of `buf` past `scanned` (or just before) may end a
+/// head: a line feed followed by an empty line.
+fn ends_head(buf: &[u8], scanned: usize) -> bool {
+    let from = scanned.saturating_sub(3);
+    buf[from..].iter().enumerate().any(|(i, b)| {
+        *b == b'\n' && {
+            let rest = &buf[from + i + 1..];
+            rest.starts_with(b"\n") || rest.starts_with(b"\r\n")
+        }
+    })
+}
+
+/// Polls `fut` once: its output if it is ready now.
+async fn poll_now<F: Future>(fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx: &mut Context<'_>| match fut.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// How the response body is delimited on the wire.
+#[derive(Debug)]
+enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    None,
+    /// This many bytes still to go.
+    Length(u64),
+    Chunked,
+    /// Chunked, with the last chunk and trailers already queued.
+    Ended,
+}
+
+/// The response head: status line, headers (framing headers replaced by
+/// the framing chosen), `date` when the response has none, and
+/// `connection: close` when the connection ends after it.
+fn write_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    framing: &Framing,
+    declared: Option<u64>,
+    close: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut has_close = false;
+    for (name, value) in headers {
+        if *name == header::TRANSFER_ENCODING
+            || (*name == header::CONTENT_LENGTH && declared.is_none())
+        {
+            continue;
+        }
+        if *name == header::CONNECTION {
+            has_close |= value.as_bytes().eq_ignore_ascii_case(b"close");
+        }
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match framing {
+        Framing::Length(n) if declared.is_none() => {
+            field(
+                out,
+                b"content-length",
+                itoa::Buffer::new().format(*n).as_bytes(),
+            );
+        }
+        Framing::Chunked => field(out, b"transfer-encoding", b"chunked"),
+        _ => {}
+    }
+    if !headers.contains_key(header::DATE) {
+        DATE.with(|date| field(out, b"date", &date.now()));
+    }
+    if close && !has_close {
+        field(out, b"connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in lower-case hex, written at the end of `buf`.
+fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            return &buf[start..];
+        }
+    }
+}
+
+/// The response's own `Content-Length`, when it has exactly one valid
+/// value.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let text = value.to_str().ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Whether a `Connection` header says `close`.
+fn asks_to_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+/// Where a header's name and value are in the head.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// A request head this server serves.
+#[derive(Debug)]
+struct Head {
+    /// Its length in the buffer.
+    len: usize,
+    method: (usize, usize),
+    target: (usize, usize),
+    /// The client asked to close the connection after the response.
+    close: bool,
+}
+
+enum Parsed {
+    Complete(Head),
+    Partial,
+    /// Not a request served here (see the module comment).
+    Other,
+}
+
+/// Parses the head at the start of `buf`, recording its fields' places in
+/// `fields`.
+fn parse(buf: &[u8], limits: &Limits, fields: &mut Vec<Field>) -> Parsed {
+    if buf.is_empty() {
+        return Parsed::Partial;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; PARSED_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    if len > limits.max_head || req.headers.len() > limits.max_headers || req.version != Some(1) {
+        return Parsed::Other;
+    }
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return Parsed::Other;
+    };
+    if method == "CONNECT" {
+        return Parsed::Other;
+    }
+    let base = buf.as_ptr() as usize;
+    let place = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        (start, start + s.len())
+    };
+    fields.clear();
+    let mut close = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"upgrade")
+            || name.eq_ignore_ascii_case(b"expect")
+        {
+            return Parsed::Other;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") && h.value.trim_ascii() != b"0" {
+            return Parsed::Other;
+        }
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::Other;
+                }
+                close |= token.eq_ignore_ascii_case(b"close");
+            }
+        }
+        fields.push(Field {
+            name: place(name),
+            value: place(h.value),
+        });
+    }
+    Parsed::Complete(Head {
+        len,
+        method: place(method.as_bytes()),
+        target: place(target.as_bytes()),
+        close,
+    })
+}
+
+impl Head {
+    /// The request, its values sharing `bytes` (the head); `None` when the
+    /// http types refuse part of it.
+    fn request(&self, bytes: &Bytes, fields: &[Field]) -> Option<Request<FromClient>> {
+        let method = Method::from_bytes(&bytes[self.method.0..self.method.1]).ok()?;
+        let uri = Uri::from_maybe_shared(bytes.slice(self.target.0..self.target.1)).ok()?;
+        let mut headers = HeaderMap::with_capacity(fields.len());
+        for f in fields {
+            let name = HeaderName::from_bytes(&bytes[f.name.0..f.name.1]).ok()?;
+            let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.1)).ok()?;
+            headers.append(name, value);
+        }
+        let mut req = Request::new(FromClient::Empty);
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers;
+        Some(req)
+    }
+}
+
+/// The `date` header value, made at most once a second per thread.
+struct Date {
+    cache: std::cell::Cell<(u64, [u8; 29])>,
+}
+
+thread_local! {
+    static DATE: Date = const {
+        Date {
+            cache: std::cell::Cell::new((u64::MAX, [0; 29])),
+        }
+    };
+}
+
+impl Date {
+    fn now(&self) -> [u8; 29] {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (cached, text) = self.cache.get();
+        if cached == secs {
+            return text;
+        }
+        let mut text = [0u8; 29];
+        let formatted = httpdate::fmt_http_date(now);
+        if formatted.len() == text.len() {
+            text.copy_from_slice(formatted.as_bytes());
+        }
+        self.cache.set((secs, text));
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(1),
+            max_head: 1024,
+            max_headers: 8,
+        }
+    }
+
+    fn parsed(head: &[u8]) -> Parsed {
+        parse(head, &limits(), &mut Vec::new())
+    }
+
+    #[test]
+    fn bodiless_http11_requests_are_served_here_and_the_rest_handed_over() {
+        let served = |head: &[u8]| matches!(parsed(head), Parsed::Complete(_));
+        assert!(served(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(served(b"DELETE /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n"));
+        assert!(served(b"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"));
+        for other in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: keep-alive, upgrade\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"CONNECT a:443 HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length: zero\r\n\r\n",
+            b"GET /\x01 HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\nf: 1\r\ng: 1\r\nh: 1\r\ni: 1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parsed(other), Parsed::Other),
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        // A complete head over the size limit, however it arrived.
+        let big = format!("GET / HTTP/1.1\r\nx: {}\r\n\r\n", "a".repeat(2000));
+        assert!(matches!(parsed(big.as_bytes()), Parsed::Other));
+        assert!(matches!(parsed(b"GET / HTTP/1.1\r\nHost"), Parsed::Partial));
+        assert!(matches!(parsed(b""), Parsed::Partial));
+    }
+
+    #[test]
+    fn the_request_shares_the_head_and_keeps_every_field() {
+        let raw = b"GET /p?q=1 HTTP/1.1\r\nHost: a.example\r\nX-Two: 1\r\nx-two: 2\r\nConnection: Close\r\n\r\nGET /next";
+        let mut fields = Vec::new();
+        let Parsed::Complete(head) = parse(raw, &limits(), &mut fields) else {
+            panic!("not parsed");
+        };
+        assert!(head.close);
+        assert_eq!(&raw[head.len..], b"GET /next");
+        let bytes = Bytes::copy_from_slice(&raw[..head.len]);
+        let req = head.request(&bytes, &fields).unwrap();
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(req.uri().path(), "/p");
+        assert_eq!(req.uri().query(), Some("q=1"));
+        assert_eq!(req.version(), Version::HTTP_11);
+        assert_eq!(req.headers()["host"], "a.example");
+        let two: Vec<_> = req.headers().get_all("x-two").iter().collect();
+        assert_eq!(two, ["1", "2"]);
+        // A target httparse takes and the URI type refuses is not served
+        // here.
+        let raw = b"GET /a<b> HTTP/1.1\r\n\r\n";
+        let Parsed::Complete(head) = parse(raw, &limits(), &mut fields) else {
+            panic!("httparse refused it");
+        };
+        let bytes = Bytes::copy_from_slice(&raw[..head.len]);
+        assert!(head.request(&bytes, &fields).is_none());
+    }
+
+    #[test]
+    fn a_blank_line_is_found_across_reads() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        // Every split point: the part before has no end, the whole has.
+        for cut in 1..head.len() {
+            let before = ends_head(&head[..cut], 0);
+            let after = ends_head(head, cut);
+            assert!(after, "missed with the cut at {cut}");
+            if cut < head.len() - 1 {
+                assert!(!before, "found too early at {cut}");
+            }
+        }
+        assert!(ends_head(b"GET / HTTP/1.1\n\n", 10));
+        assert!(!ends_head(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
+    }
+
+    #[test]
+    fn response_heads_carry_the_chosen_framing() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
+        let mut out = Vec::new();
+        write_head(
+            &mut out,
+            StatusCode::OK,
+            &headers,
+            &Framing::Chunked,
+            None,
+            false,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("content-type: text/plain\r\n"));
+        assert!(text.contains("transfer-encoding: chunked\r\n"));
+        assert!(!text.contains("gzip"));
+        assert!(text.contains("\r\ndate: "));
+        assert!(!text.contains("connection"));
+        assert!(text.ends_with("\r\n\r\n"));
+
+        // A known length, closing after; a date of the response's own.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::DATE, HeaderValue::from_static("then"));
+        let mut out = Vec::new();
+        write_head(
+            &mut out,
+            StatusCode::NOT_FOUND,
+            &headers,
+            &Framing::Length(12),
+            None,
+            true,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+        assert!(text.contains("content-length: 12\r\n"));
+        assert!(text.contains("date: then\r\n"));
+        assert_eq!(text.matches("date:").count(), 1);
+        assert!(text.contains("connection: close\r\n"));
+
+        // The response's own valid length is kept as given; an invalid one
+        // is dropped.
+        assert_eq!(
+            declared_length(&one(header::CONTENT_LENGTH, "42")),
+            Some(42)
+        );
+        assert_eq!(declared_length(&one(header::CONTENT_LENGTH, "4x")), None);
+        assert_eq!(declared_length(&HeaderMap::new()), None);
+        assert!(asks_to_close(&one(header::CONNECTION, "keep-alive, Close")));
+        assert!(!asks_to_close(&one(header::CONNECTION, "keep-alive")));
+    }
+
+    fn one(name: HeaderName, value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_static(value));
+        h
+    }
+
+    #[test]
+    fn chunk_sizes_are_lower_case_hex() {
+        let mut digits = [0u8; 16];
+        assert_eq!(hex(0, &mut digits), b"0");
+        assert_eq!(hex(255, &mut digits), b"ff");
+        assert_eq!(hex(16384, &mut digits), b"4000");
+        assert_eq!(hex(usize::MAX, &mut digits), b"ffffffffffffffff");
+    }
+
+    #[test]
+    fn the_date_is_an_http_date() {
+        let date = DATE.with(Date::now);
+        let text = std::str::from_utf8(&date).unwrap();
+        assert!(httpdate::parse_http_date(text).is_ok(), "{text}");
+    }
+}
