@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -88,6 +89,9 @@ pub(crate) fn handles(req: &Request<UpstreamBody>) -> bool {
 struct Conn {
     io: TcpStream,
     buf: BytesMut,
+    /// Where the last parsed head's names and values are (kept to reuse
+    /// its allocation).
+    spans: Vec<(usize, usize, usize, usize)>,
 }
 
 impl Conn {
@@ -262,9 +266,15 @@ impl Pool {
         bodiless_answer: bool,
     ) -> Result<Option<Response<Framing>>, Failure> {
         loop {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut slots);
-            let len = match parsed.parse(&conn.buf) {
+            // Uninitialised: filling 128 empty slots for every response
+            // costs more than parsing a small head.
+            let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut parsed = httparse::Response::new(&mut []);
+            let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut parsed,
+                &conn.buf,
+                &mut slots,
+            ) {
                 // Checked on the parsed head too: a head larger than the
                 // limit may arrive in one read.
                 Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
@@ -303,19 +313,20 @@ impl Pool {
             // Where each name and value sits in the head, so the values can
             // share the head's bytes once it is split off the buffer.
             let base = conn.buf.as_ptr() as usize;
-            let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-            let count = parsed.headers.len();
-            for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-                *span = (
+            let mut spans = std::mem::take(&mut conn.spans);
+            spans.clear();
+            spans.extend(parsed.headers.iter().map(|h| {
+                (
                     h.name.as_ptr() as usize - base,
                     h.name.len(),
                     h.value.as_ptr() as usize - base,
                     h.value.len(),
-                );
-            }
+                )
+            }));
             let raw = conn.buf.split_to(len).freeze();
-            let mut headers = HeaderMap::with_capacity(count);
-            for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+            // Room for the headers the gateway adds to the response.
+            let mut headers = HeaderMap::with_capacity(spans.len() + 4);
+            for &(name_at, name_len, value_at, value_len) in &spans {
                 let name = HeaderName::from_bytes(&raw[name_at..name_at + name_len])
                     .map_err(|e| Failure::Failed(Box::new(e)))?;
                 let value =
@@ -323,6 +334,7 @@ impl Pool {
                         .map_err(|e| Failure::Failed(Box::new(e)))?;
                 headers.append(name, value);
             }
+            conn.spans = spans;
             let framing = framing(&mut headers, version, status, bodiless_answer)
                 .map_err(|e| Failure::Failed(format!("{e} (from {endpoint})").into()))?;
             let mut resp = Response::new(framing);
@@ -409,6 +421,7 @@ impl Pool {
         Ok(Conn {
             io: connect_tcp(endpoint, self.connect_timeout).await?,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            spans: Vec::new(),
         })
     }
 
