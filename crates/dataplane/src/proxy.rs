@@ -1004,18 +1004,25 @@ impl Proxy {
                         .insert(TRACEPARENT.clone(), trace.traceparent(id));
                 }
                 let transport = Transport::of(cluster);
-                let sent =
-                    self.upstreams
-                        .send(&transport, endpoint.addr, &endpoint.authority, request);
                 let per_try = retry_policy
                     .and_then(|r| r.per_try_timeout)
                     .or(route.backend_timeout)
                     .filter(|t| !t.is_zero());
-                let result = match per_try {
-                    Some(t) if retry_policy.is_some() => {
-                        tokio::time::timeout(t, sent).await.map_err(|_| ())
+                let result = {
+                    // Pinned where it is built: moving the exchange's
+                    // future into the await would copy its 2 KiB.
+                    let sent = std::pin::pin!(self.upstreams.send(
+                        &transport,
+                        endpoint.addr,
+                        &endpoint.authority,
+                        request
+                    ));
+                    match per_try {
+                        Some(t) if retry_policy.is_some() => {
+                            tokio::time::timeout(t, sent).await.map_err(|_| ())
+                        }
+                        _ => Ok(sent.await),
                     }
-                    _ => Ok(sent.await),
                 };
                 // What happened, and whether a retry may fix it. A gateway
                 // error that will not be retried goes to the client as the
