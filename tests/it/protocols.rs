@@ -702,6 +702,21 @@ async fn proxy_protocol_names_the_client() {
     assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
 }
 
+/// A chunked answer of two 10,000-byte chunks (`x` then `y`).
+fn big_chunks() -> &'static [u8] {
+    static ANSWER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ANSWER.get_or_init(|| {
+        let mut a = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for fill in [b'x', b'y'] {
+            a.extend_from_slice(b"2710\r\n");
+            a.extend(std::iter::repeat_n(fill, 10_000));
+            a.extend_from_slice(b"\r\n");
+        }
+        a.extend_from_slice(b"0\r\n\r\n");
+        a
+    })
+}
+
 /// An HTTP/1.1 upstream written byte by byte: it answers by path with
 /// every framing a server may use, and closes each connection after its
 /// first answer on `/once` without saying so.
@@ -732,6 +747,13 @@ async fn framing_upstream() -> std::net::SocketAddr {
                             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-sum: 1\r\n\r\n",
                             false,
                         ),
+                        "/bigchunks" => {
+                            let big = big_chunks();
+                            if s.write_all(big).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         "/close" => (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", true),
                         "/head" => (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", false),
                         "/nocontent" => (b"HTTP/1.1 204 No Content\r\n\r\n", false),
@@ -1034,6 +1056,23 @@ async fn http1_connections_pipeline_hand_over_and_cancel() {
     assert!(!head.contains("content-length"), "{head}");
     assert_eq!(body, b"hello, world");
     assert!(trailers.contains("x-sum: 1"), "{trailers:?}");
+
+    // Long chunks and long bodies of known length are passed on whole.
+    s.write_all(b"GET /bigchunks HTTP/1.1\r\nHost: f.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert_eq!(body.len(), 20_000);
+    assert!(body[..10_000].iter().all(|b| *b == b'x') && body[10_000..].iter().all(|b| *b == b'y'));
+    s.write_all(
+        b"GET /large HTTP/1.1\r\nHost: o.example.com\r\nX-Echo-Response-Bytes: 300000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    assert!(head.contains("content-length: 300000"), "{head}");
+    assert!(body.len() == 300_000 && body.iter().all(|b| *b == b'a'));
 
     // A head that arrives a byte at a time is served, on the same
     // connection.

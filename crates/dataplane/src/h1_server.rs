@@ -28,7 +28,7 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -48,8 +48,13 @@ const PARSED_HEADERS: usize = 128;
 const READ_CHUNK: usize = 8 * 1024;
 /// Body chunks up to this size are copied next to what is already
 /// waiting to be written (usually the head), so both go in one write;
-/// larger ones go out in a vectored write without a copy.
+/// larger ones are queued as they are and go out in one vectored write
+/// with the rest.
 const COPY_LIMIT: usize = 4096;
+/// Queued bytes that are written without waiting for more of the body.
+const FLUSH_BYTES: usize = 64 * 1024;
+/// Queued pieces that are written without waiting for more of the body.
+const MAX_PIECES: usize = 32;
 
 /// The limits a connection is served with.
 #[derive(Clone, Debug)]
@@ -88,7 +93,9 @@ where
     let mut c = Conn {
         io,
         buf: BytesMut::with_capacity(READ_CHUNK),
-        out: Vec::with_capacity(1024),
+        out: BytesMut::with_capacity(1024),
+        pieces: Vec::new(),
+        queued: 0,
         fields: Vec::new(),
     };
     let mut deadline = pin!(tokio::time::sleep(limits.header_timeout));
@@ -178,7 +185,13 @@ where
 struct Conn<S> {
     io: Prefixed<S>,
     buf: BytesMut,
-    out: Vec<u8>,
+    /// Bytes to write after `pieces`: the head, framing, short chunks.
+    out: BytesMut,
+    /// What is queued to be written, in order; long body chunks are
+    /// queued as they are, not copied.
+    pieces: Vec<Bytes>,
+    /// Bytes in `pieces` and `out`.
+    queued: usize,
     /// Where the last parsed head's header names and values are.
     fields: Vec<Field>,
 }
@@ -270,7 +283,12 @@ where
                 }
             };
             match frame.into_data() {
-                Ok(data) => self.data(&mut framing, data).await?,
+                Ok(data) => {
+                    self.data(&mut framing, data);
+                    if self.queued >= FLUSH_BYTES || self.pieces.len() >= MAX_PIECES {
+                        self.flush().await?;
+                    }
+                }
                 Err(frame) => {
                     if let (Framing::Chunked, Ok(trailers)) = (&framing, frame.into_trailers()) {
                         self.out.extend_from_slice(b"0\r\n");
@@ -295,8 +313,8 @@ where
         Ok(complete && !close)
     }
 
-    /// Queues or writes one chunk of body.
-    async fn data(&mut self, framing: &mut Framing, mut data: Bytes) -> io::Result<()> {
+    /// Queues one chunk of body.
+    fn data(&mut self, framing: &mut Framing, mut data: Bytes) {
         match framing {
             Framing::Length(left) => {
                 // More than announced is cut off; the connection then
@@ -306,46 +324,71 @@ where
                     data.truncate(take);
                 }
                 *left -= take as u64;
-                self.send(&data, b"").await
+                self.queue(data);
             }
             Framing::Chunked if !data.is_empty() => {
                 let mut digits = [0u8; 16];
                 self.out.extend_from_slice(hex(data.len(), &mut digits));
                 self.out.extend_from_slice(b"\r\n");
-                self.send(&data, b"\r\n").await
+                self.queue(data);
+                self.out.extend_from_slice(b"\r\n");
             }
-            Framing::Chunked | Framing::None | Framing::Ended => Ok(()),
+            Framing::Chunked | Framing::None | Framing::Ended => {}
         }
     }
 
-    /// Queues `data` and `suffix` after what is waiting, or writes it all
-    /// at once when `data` is too large to copy.
-    async fn send(&mut self, data: &[u8], suffix: &[u8]) -> io::Result<()> {
+    /// Queues `data` after what is waiting: copied when short, as it is
+    /// otherwise.
+    fn queue(&mut self, data: Bytes) {
+        self.queued += data.len();
         if data.len() <= COPY_LIMIT {
-            self.out.extend_from_slice(data);
-            self.out.extend_from_slice(suffix);
+            self.out.extend_from_slice(&data);
+            return;
+        }
+        if !self.out.is_empty() {
+            self.pieces.push(self.out.split().freeze());
+        }
+        self.pieces.push(data);
+    }
+
+    /// Writes everything queued, in order, in as few writes as the stream
+    /// takes (one vectored write, usually).
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.pieces.is_empty() {
+            if !self.out.is_empty() {
+                self.io.write_all(&self.out).await?;
+                self.out.clear();
+            }
+            self.queued = 0;
             return Ok(());
         }
-        let mut parts = [IoSlice::new(&self.out), IoSlice::new(data)];
-        let mut parts = &mut parts[..];
-        while !parts.is_empty() {
-            let n = self.io.write_vectored(parts).await?;
-            if n == 0 {
+        if !self.out.is_empty() {
+            self.pieces.push(self.out.split().freeze());
+        }
+        let mut first = 0;
+        while first < self.pieces.len() {
+            let mut slices = [IoSlice::new(&[]); MAX_PIECES + 1];
+            let count = (self.pieces.len() - first).min(slices.len());
+            for (slot, piece) in slices.iter_mut().zip(&self.pieces[first..first + count]) {
+                *slot = IoSlice::new(piece);
+            }
+            let mut written = self.io.write_vectored(&slices[..count]).await?;
+            if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            IoSlice::advance_slices(&mut parts, n);
+            while written > 0 {
+                let piece = &mut self.pieces[first];
+                if written >= piece.len() {
+                    written -= piece.len();
+                    first += 1;
+                } else {
+                    piece.advance(written);
+                    written = 0;
+                }
+            }
         }
-        self.out.clear();
-        self.out.extend_from_slice(suffix);
-        Ok(())
-    }
-
-    /// Writes what is waiting.
-    async fn flush(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            self.io.write_all(&self.out).await?;
-            self.out.clear();
-        }
+        self.pieces.clear();
+        self.queued = 0;
         Ok(())
     }
 }
@@ -388,7 +431,7 @@ enum Framing {
 /// the framing chosen), `date` when the response has none, and
 /// `connection: close` when the connection ends after it.
 fn write_head(
-    out: &mut Vec<u8>,
+    out: &mut BytesMut,
     status: StatusCode,
     headers: &HeaderMap,
     framing: &Framing,
@@ -397,7 +440,7 @@ fn write_head(
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
+    out.extend_from_slice(b" ");
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut has_close = false;
@@ -432,13 +475,13 @@ fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
+fn write_fields(out: &mut BytesMut, headers: &HeaderMap) {
     for (name, value) in headers {
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
 }
 
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -725,7 +768,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         write_head(
             &mut out,
             StatusCode::OK,
@@ -734,7 +777,7 @@ mod tests {
             None,
             false,
         );
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(out.to_vec()).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(text.contains("content-type: text/plain\r\n"));
         assert!(text.contains("transfer-encoding: chunked\r\n"));
@@ -746,7 +789,7 @@ mod tests {
         // A known length, closing after; a date of the response's own.
         let mut headers = HeaderMap::new();
         headers.insert(header::DATE, HeaderValue::from_static("then"));
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         write_head(
             &mut out,
             StatusCode::NOT_FOUND,
@@ -755,7 +798,7 @@ mod tests {
             None,
             true,
         );
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(out.to_vec()).unwrap();
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
         assert!(text.contains("content-length: 12\r\n"));
         assert!(text.contains("date: then\r\n"));
