@@ -7,6 +7,7 @@
 #   bench/ab.sh /tmp/gatehouse-before target/release/gatehouse
 #   ROUNDS=9 DURATION=5s bench/ab.sh A B
 #   SIZE=16k bench/ab.sh A B     # 16 KiB responses instead of 13 bytes
+#   CLOSE=1 bench/ab.sh A B      # a new connection for every request
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ case ${SIZE:-small} in
   16k) host=big.local upstream_args=(127.0.0.1:18979 16384) ;;
   *) echo "SIZE is small or 16k" >&2; exit 2 ;;
 esac
+headers=(-H "Host: $host")
+[ "${CLOSE:-0}" = 1 ] && headers+=(-H "Connection: close")
 cargo build -q --release -p gatehouse-testkit
 out=$(mktemp)
 taskset -c 1 target/release/gatehouse-bench-upstream "${upstream_args[@]}" &
@@ -33,9 +36,9 @@ for round in $(seq "$ROUNDS"); do
       --admin-addr 127.0.0.1:18990 --worker-threads 1 --log-level warn --access-log off >/dev/null 2>&1 &
     gw=$!
     until curl -sf http://127.0.0.1:18990/readyz >/dev/null; do sleep 0.05; done
-    taskset -c 1 wrk -t1 -c64 -d1s -H "Host: $host" http://127.0.0.1:18981/ >/dev/null
+    taskset -c 1 wrk -t1 -c64 -d1s "${headers[@]}" http://127.0.0.1:18981/ >/dev/null
     before=$(cpu_ticks "$gw")
-    result=$(taskset -c 1 wrk -t1 -c64 -d"$DURATION" -H "Host: $host" http://127.0.0.1:18981/)
+    result=$(taskset -c 1 wrk -t1 -c64 -d"$DURATION" "${headers[@]}" http://127.0.0.1:18981/)
     after=$(cpu_ticks "$gw")
     n=$(awk '/requests in/ {print $1}' <<<"$result")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$result")

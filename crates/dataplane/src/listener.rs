@@ -135,66 +135,24 @@ async fn serve_with(
             },
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let servers = servers.clone();
-        let draining = drain.watcher();
-        let proxy_protocol = config.proxy_protocol;
-        let header_timeout = config.header_read_timeout;
         let open = connections.accept();
+        let conn = Accepted {
+            peer,
+            proxy: proxy.clone(),
+            servers: servers.clone(),
+            draining: drain.watcher(),
+            proxy_protocol: config.proxy_protocol,
+            header_timeout: config.header_read_timeout,
+        };
+        // The task's own future stays small: Tokio copies a task's whole
+        // future when it starts and ends, and a connection's state (with
+        // its request's future in place) is several KiB. That state is
+        // boxed once, when the task first runs.
         tokio::spawn(async move {
             let _open = open;
-            let (stream, peer) = if proxy_protocol {
-                match tokio::time::timeout(header_timeout, read_proxy_header(stream, peer)).await {
-                    Ok(Ok(accepted)) => accepted,
-                    Ok(Err(e)) => {
-                        tracing::debug!(client = %peer, error = %e, "connection refused");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(client = %peer, "no PROXY header in time");
-                        return;
-                    }
-                }
-            } else {
-                (Prefixed::new(Vec::new(), stream), peer)
-            };
-            let conn_info = Connection::new(peer, scheme);
-            if scheme == Scheme::Http {
-                let Some((protocol, stream)) = sniff(stream, peer, header_timeout).await else {
-                    return;
-                };
-                servers
-                    .serve(stream, protocol, &proxy, Arc::new(conn_info), draining)
-                    .await;
-                return;
-            }
-            let Some((stream, tls_info)) = handshake(&proxy, stream, peer, header_timeout).await
-            else {
-                return;
-            };
-            // ALPN names the protocol; a client that negotiated none is
-            // sniffed like a plain-text one.
-            let negotiated = match stream.get_ref().1.alpn_protocol() {
-                Some(b"h2") => Some(Protocol::Http2),
-                Some(_) => Some(Protocol::Http1),
-                None => None,
-            };
-            let conn_info = Arc::new(conn_info.with_tls(tls_info));
-            let stream = Prefixed::new(Vec::new(), stream);
-            match negotiated {
-                Some(protocol) => {
-                    servers
-                        .serve(stream, protocol, &proxy, conn_info, draining)
-                        .await;
-                }
-                None => {
-                    let Some((protocol, stream)) = sniff(stream, peer, header_timeout).await else {
-                        return;
-                    };
-                    servers
-                        .serve(stream, protocol, &proxy, conn_info, draining)
-                        .await;
-                }
+            match scheme {
+                Scheme::Http => Box::pin(conn.serve_plain(stream)).await,
+                Scheme::Https => Box::pin(conn.serve_tls(stream)).await,
             }
         });
     }
@@ -206,6 +164,84 @@ async fn serve_with(
         () = tokio::time::sleep(config.drain_timeout) => {
             tracing::warn!(timeout = ?config.drain_timeout, "drain timeout reached; closing remaining connections");
         }
+    }
+}
+
+/// An accepted connection, before anything has been read from it.
+struct Accepted {
+    peer: SocketAddr,
+    proxy: Arc<Proxy>,
+    servers: Arc<Servers>,
+    draining: Draining,
+    proxy_protocol: bool,
+    header_timeout: Duration,
+}
+
+impl Accepted {
+    /// The stream and client address, after the PROXY header when the
+    /// listener expects one; `None` when the connection is refused.
+    async fn start(&self, stream: TcpStream) -> Option<(Prefixed<TcpStream>, SocketAddr)> {
+        let peer = self.peer;
+        if !self.proxy_protocol {
+            return Some((Prefixed::new(Vec::new(), stream), peer));
+        }
+        match tokio::time::timeout(self.header_timeout, read_proxy_header(stream, peer)).await {
+            Ok(Ok(accepted)) => Some(accepted),
+            Ok(Err(e)) => {
+                tracing::debug!(client = %peer, error = %e, "connection refused");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(client = %peer, "no PROXY header in time");
+                None
+            }
+        }
+    }
+
+    /// Serves a plain-text connection: HTTP/1.1, or HTTP/2 with prior
+    /// knowledge.
+    async fn serve_plain(self, stream: TcpStream) {
+        let Some((stream, peer)) = self.start(stream).await else {
+            return;
+        };
+        let conn_info = Arc::new(Connection::new(peer, Scheme::Http));
+        let Some((protocol, stream)) = sniff(stream, peer, self.header_timeout).await else {
+            return;
+        };
+        self.servers
+            .serve(stream, protocol, &self.proxy, conn_info, self.draining)
+            .await;
+    }
+
+    /// Serves an HTTPS connection: the handshake, then HTTP/2 or HTTP/1.1
+    /// as ALPN says (sniffed like plain text when the client negotiated
+    /// none).
+    async fn serve_tls(self, stream: TcpStream) {
+        let Some((stream, peer)) = self.start(stream).await else {
+            return;
+        };
+        let Some((stream, tls_info)) =
+            handshake(&self.proxy, stream, peer, self.header_timeout).await
+        else {
+            return;
+        };
+        let negotiated = match stream.get_ref().1.alpn_protocol() {
+            Some(b"h2") => Some(Protocol::Http2),
+            Some(_) => Some(Protocol::Http1),
+            None => None,
+        };
+        let conn_info = Arc::new(Connection::new(peer, Scheme::Https).with_tls(tls_info));
+        let stream = Prefixed::new(Vec::new(), stream);
+        let (protocol, stream) = match negotiated {
+            Some(protocol) => (protocol, stream),
+            None => match sniff(stream, peer, self.header_timeout).await {
+                Some(sniffed) => sniffed,
+                None => return,
+            },
+        };
+        self.servers
+            .serve(stream, protocol, &self.proxy, conn_info, self.draining)
+            .await;
     }
 }
 
