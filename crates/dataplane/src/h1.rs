@@ -571,7 +571,7 @@ fn last_token<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> 
 }
 
 /// The one length all `Content-Length` values agree on.
-fn content_length(headers: &HeaderMap) -> Result<u64, String> {
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<u64, String> {
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for part in value.as_bytes().split(|b| *b == b',') {

@@ -445,9 +445,8 @@ fn write_head(
     out.extend_from_slice(b"\r\n");
     let mut has_close = false;
     for (name, value) in headers {
-        if *name == header::TRANSFER_ENCODING
-            || (*name == header::CONTENT_LENGTH && declared.is_none())
-        {
+        // Framing is the server's to write, from what it chose.
+        if *name == header::TRANSFER_ENCODING || *name == header::CONTENT_LENGTH {
             continue;
         }
         if *name == header::CONNECTION {
@@ -455,16 +454,13 @@ fn write_head(
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    match framing {
-        Framing::Length(n) if declared.is_none() => {
-            field(
-                out,
-                b"content-length",
-                itoa::Buffer::new().format(*n).as_bytes(),
-            );
+    let mut digits = itoa::Buffer::new();
+    match (framing, declared.as_ref()) {
+        (Framing::Length(n), _) | (Framing::None | Framing::Ended, Some(n)) => {
+            field(out, b"content-length", digits.format(*n).as_bytes());
         }
-        Framing::Chunked => field(out, b"transfer-encoding", b"chunked"),
-        _ => {}
+        (Framing::Chunked, _) => field(out, b"transfer-encoding", b"chunked"),
+        (Framing::None | Framing::Ended, None) => {}
     }
     if !headers.contains_key(header::DATE) {
         DATE.with(|date| field(out, b"date", &date.now()));
@@ -501,19 +497,10 @@ fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
     }
 }
 
-/// The response's own `Content-Length`, when it has exactly one valid
-/// value.
+/// The response's own `Content-Length`, when its values are valid and
+/// agree (the same rules as for upstream answers).
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    let text = value.to_str().ok()?.trim();
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
+    crate::h1::content_length(headers).ok()
 }
 
 /// Whether a `Connection` header says `close`.
@@ -805,13 +792,40 @@ mod tests {
         assert_eq!(text.matches("date:").count(), 1);
         assert!(text.contains("connection: close\r\n"));
 
-        // The response's own valid length is kept as given; an invalid one
-        // is dropped.
+        // A bodiless answer (HEAD) keeps the length it declares, written
+        // once however the response repeated it.
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONTENT_LENGTH, HeaderValue::from_static("1000"));
+        headers.append(header::CONTENT_LENGTH, HeaderValue::from_static("1000"));
+        let mut out = BytesMut::new();
+        write_head(
+            &mut out,
+            StatusCode::OK,
+            &headers,
+            &Framing::None,
+            Some(1000),
+            false,
+        );
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert_eq!(
+            text.matches("content-length: 1000\r\n").count(),
+            1,
+            "{text}"
+        );
+        assert!(!text.contains("transfer-encoding"));
+
+        // The response's own valid length is kept; an invalid one is
+        // dropped.
         assert_eq!(
             declared_length(&one(header::CONTENT_LENGTH, "42")),
             Some(42)
         );
         assert_eq!(declared_length(&one(header::CONTENT_LENGTH, "4x")), None);
+        assert_eq!(
+            declared_length(&one(header::CONTENT_LENGTH, "7, 7")),
+            Some(7)
+        );
+        assert_eq!(declared_length(&one(header::CONTENT_LENGTH, "7, 8")), None);
         assert_eq!(declared_length(&HeaderMap::new()), None);
         assert!(asks_to_close(&one(header::CONNECTION, "keep-alive, Close")));
         assert!(!asks_to_close(&one(header::CONNECTION, "keep-alive")));
