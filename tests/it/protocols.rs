@@ -926,6 +926,23 @@ async fn read_response(
     (head, body, trailers)
 }
 
+/// Sends `request` on `stream` and reads its response.
+async fn ask(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    request: &[u8],
+    head_only: bool,
+) -> (String, Vec<u8>, String) {
+    stream.write_all(request).await.unwrap();
+    read_response(stream, buf, head_only).await
+}
+
+/// Asserts that the gateway has closed `stream`.
+async fn assert_closed(stream: &mut tokio::net::TcpStream) {
+    let read = stream.read(&mut [0u8; 16]).await.unwrap();
+    assert_eq!(read, 0, "not closed after close");
+}
+
 /// The gateway's own HTTP/1.1 server: pipelined requests answered in
 /// order, requests it does not serve itself (bodies, HTTP/1.0) handed to
 /// hyper's server mid-connection, `Connection: close`, chunked answers
@@ -1012,65 +1029,73 @@ async fn http1_connections_pipeline_hand_over_and_cancel() {
 
     // A request with a body on the same connection goes to hyper's
     // server, which serves the rest of the connection.
-    s.write_all(b"POST /four HTTP/1.1\r\nHost: o.example.com\r\nContent-Length: 5\r\n\r\nhello")
-        .await
-        .unwrap();
-    let (_, body, _) = read_response(&mut s, &mut buf, false).await;
+    let (_, body, _) = ask(
+        &mut s,
+        &mut buf,
+        b"POST /four HTTP/1.1\r\nHost: o.example.com\r\nContent-Length: 5\r\n\r\nhello",
+        false,
+    )
+    .await;
     let four = echoed(&body);
     assert_eq!((four.method.as_str(), four.body_length), ("POST", 5));
-    s.write_all(b"GET /five HTTP/1.1\r\nHost: o.example.com\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    let (head, body, _) = ask(
+        &mut s,
+        &mut buf,
+        b"GET /five HTTP/1.1\r\nHost: o.example.com\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
     assert_eq!(echoed(&body).path, "/five");
     assert!(head.contains("connection: close"), "{head}");
-    assert_eq!(
-        s.read(&mut [0u8; 16]).await.unwrap(),
-        0,
-        "not closed after close"
-    );
+    assert_closed(&mut s).await;
 
     // `Connection: close` on the gateway's own server: said and done.
     let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
     let mut buf = Vec::new();
-    s.write_all(b"GET /six HTTP/1.1\r\nHost: o.example.com\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    let (head, body, _) = ask(
+        &mut s,
+        &mut buf,
+        b"GET /six HTTP/1.1\r\nHost: o.example.com\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
     assert!(head.contains("connection: close"), "{head}");
     assert_eq!(echoed(&body).path, "/six");
-    assert_eq!(
-        s.read(&mut [0u8; 16]).await.unwrap(),
-        0,
-        "not closed after close"
-    );
+    assert_closed(&mut s).await;
 
     // An answer of unknown length goes out chunked, trailers included.
     let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
     let mut buf = Vec::new();
-    s.write_all(b"GET /chunked HTTP/1.1\r\nHost: f.example.com\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body, trailers) = read_response(&mut s, &mut buf, false).await;
+    let (head, body, trailers) = ask(
+        &mut s,
+        &mut buf,
+        b"GET /chunked HTTP/1.1\r\nHost: f.example.com\r\n\r\n",
+        false,
+    )
+    .await;
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
     assert!(!head.contains("content-length"), "{head}");
     assert_eq!(body, b"hello, world");
     assert!(trailers.contains("x-sum: 1"), "{trailers:?}");
 
     // Long chunks and long bodies of known length are passed on whole.
-    s.write_all(b"GET /bigchunks HTTP/1.1\r\nHost: f.example.com\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    let (head, body, _) = ask(
+        &mut s,
+        &mut buf,
+        b"GET /bigchunks HTTP/1.1\r\nHost: f.example.com\r\n\r\n",
+        false,
+    )
+    .await;
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
     assert_eq!(body.len(), 20_000);
     assert!(body[..10_000].iter().all(|b| *b == b'x') && body[10_000..].iter().all(|b| *b == b'y'));
-    s.write_all(
+    let (head, body, _) = ask(
+        &mut s,
+        &mut buf,
         b"GET /large HTTP/1.1\r\nHost: o.example.com\r\nX-Echo-Response-Bytes: 300000\r\n\r\n",
+        false,
     )
-    .await
-    .unwrap();
-    let (head, body, _) = read_response(&mut s, &mut buf, false).await;
+    .await;
     assert!(head.contains("content-length: 300000"), "{head}");
     assert!(body.len() == 300_000 && body.iter().all(|b| *b == b'a'));
 

@@ -38,7 +38,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, UpstreamBody};
@@ -91,19 +91,13 @@ struct Conn {
     buf: BytesMut,
     /// Where the last parsed head's names and values are (kept to reuse
     /// its allocation).
-    spans: Vec<(usize, usize, usize, usize)>,
+    fields: Vec<Field>,
 }
 
 impl Conn {
     /// Reads more into the buffer; `Ok(0)` at the end of the stream.
-    /// (Through `AsyncRead`, which takes a short read as the socket being
-    /// drained: the next read waits for readiness instead of trying a read
-    /// that would block.)
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+        poll_fill(&mut self.io, &mut self.buf, READ_CHUNK, cx)
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
@@ -125,6 +119,64 @@ impl Conn {
             }
         }
     }
+}
+
+/// Reads more from `io` into `buf`, making room for `chunk` bytes when
+/// little is left; `Ok(0)` at the end of the stream. (Through
+/// `AsyncRead`, which takes a short read as the socket being drained: the
+/// next read waits for readiness instead of trying a read that would
+/// block.)
+pub(crate) fn poll_fill<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    chunk: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < chunk / 4 {
+        buf.reserve(chunk);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
+
+/// Where a header's name and value sit in a parsed head (start and end
+/// offsets), so the values can share the head's bytes once it is split
+/// off the read buffer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Field {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Field {
+    /// The place of `header`, parsed from `buf`.
+    pub(crate) fn of(buf: &[u8], header: &httparse::Header<'_>) -> Self {
+        Self {
+            name: place(buf, header.name.as_bytes()),
+            value: place(buf, header.value),
+        }
+    }
+}
+
+/// Start and end of `part`, a slice of `buf`, as offsets into `buf`.
+pub(crate) fn place(buf: &[u8], part: &[u8]) -> (usize, usize) {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    (start, start + part.len())
+}
+
+/// The header map of a head split off as `raw`, its values sharing
+/// `raw`'s bytes, with room for `room` more headers.
+pub(crate) fn header_map(
+    raw: &Bytes,
+    fields: &[Field],
+    room: usize,
+) -> Result<HeaderMap, http::Error> {
+    let mut headers = HeaderMap::with_capacity(fields.len() + room);
+    for f in fields {
+        let name = HeaderName::from_bytes(&raw[f.name.0..f.name.1])?;
+        let value = HeaderValue::from_maybe_shared(raw.slice(f.value.0..f.value.1))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// Idle connections by endpoint.
@@ -310,31 +362,14 @@ impl Pool {
             } else {
                 Version::HTTP_11
             };
-            // Where each name and value sits in the head, so the values can
-            // share the head's bytes once it is split off the buffer.
-            let base = conn.buf.as_ptr() as usize;
-            let mut spans = std::mem::take(&mut conn.spans);
-            spans.clear();
-            spans.extend(parsed.headers.iter().map(|h| {
-                (
-                    h.name.as_ptr() as usize - base,
-                    h.name.len(),
-                    h.value.as_ptr() as usize - base,
-                    h.value.len(),
-                )
-            }));
+            conn.fields.clear();
+            let buf = &conn.buf[..];
+            conn.fields
+                .extend(parsed.headers.iter().map(|h| Field::of(buf, h)));
             let raw = conn.buf.split_to(len).freeze();
             // Room for the headers the gateway adds to the response.
-            let mut headers = HeaderMap::with_capacity(spans.len() + 4);
-            for &(name_at, name_len, value_at, value_len) in &spans {
-                let name = HeaderName::from_bytes(&raw[name_at..name_at + name_len])
-                    .map_err(|e| Failure::Failed(Box::new(e)))?;
-                let value =
-                    HeaderValue::from_maybe_shared(raw.slice(value_at..value_at + value_len))
-                        .map_err(|e| Failure::Failed(Box::new(e)))?;
-                headers.append(name, value);
-            }
-            conn.spans = spans;
+            let mut headers =
+                header_map(&raw, &conn.fields, 4).map_err(|e| Failure::Failed(Box::new(e)))?;
             let framing = framing(&mut headers, version, status, bodiless_answer)
                 .map_err(|e| Failure::Failed(format!("{e} (from {endpoint})").into()))?;
             let mut resp = Response::new(framing);
@@ -421,7 +456,7 @@ impl Pool {
         Ok(Conn {
             io: connect_tcp(endpoint, self.connect_timeout).await?,
             buf: BytesMut::with_capacity(READ_CHUNK),
-            spans: Vec::new(),
+            fields: Vec::new(),
         })
     }
 

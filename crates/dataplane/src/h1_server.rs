@@ -24,12 +24,12 @@
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::body::{FromClient, ProxyBody};
+use crate::h1::{Field, header_map, place, poll_fill};
 use crate::proxy::{Connection, Proxy};
 use crate::proxy_protocol::Prefixed;
 
@@ -202,13 +203,7 @@ where
 {
     /// Reads more; `Ok(0)` at the end of the stream.
     async fn fill(&mut self) -> io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        std::future::poll_fn(|cx| {
-            tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
-        })
-        .await
+        std::future::poll_fn(|cx| poll_fill(&mut self.io, &mut self.buf, READ_CHUNK, cx)).await
     }
 
     /// The stream for hyper's server, with `head` (already taken from the
@@ -512,13 +507,6 @@ fn asks_to_close(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Where a header's name and value are in the head.
-#[derive(Clone, Copy, Debug)]
-struct Field {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
 /// A request head this server serves.
 #[derive(Debug)]
 struct Head {
@@ -565,11 +553,6 @@ fn parse(buf: &[u8], limits: &Limits, fields: &mut Vec<Field>) -> Parsed {
     if method == "CONNECT" {
         return Parsed::Other;
     }
-    let base = buf.as_ptr() as usize;
-    let place = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        (start, start + s.len())
-    };
     fields.clear();
     let mut close = false;
     for h in req.headers.iter() {
@@ -592,15 +575,12 @@ fn parse(buf: &[u8], limits: &Limits, fields: &mut Vec<Field>) -> Parsed {
                 close |= token.eq_ignore_ascii_case(b"close");
             }
         }
-        fields.push(Field {
-            name: place(name),
-            value: place(h.value),
-        });
+        fields.push(Field::of(buf, h));
     }
     Parsed::Complete(Head {
         len,
-        method: place(method.as_bytes()),
-        target: place(target.as_bytes()),
+        method: place(buf, method.as_bytes()),
+        target: place(buf, target.as_bytes()),
         close,
     })
 }
@@ -613,12 +593,7 @@ impl Head {
         let uri = Uri::from_maybe_shared(bytes.slice(self.target.0..self.target.1)).ok()?;
         // Room for the forwarding headers the pipeline adds, so the map
         // is not grown on the way.
-        let mut headers = HeaderMap::with_capacity(fields.len() + 6);
-        for f in fields {
-            let name = HeaderName::from_bytes(&bytes[f.name.0..f.name.1]).ok()?;
-            let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.1)).ok()?;
-            headers.append(name, value);
-        }
+        let headers = header_map(bytes, fields, 6).ok()?;
         let mut req = Request::new(FromClient::Empty);
         *req.method_mut() = method;
         *req.uri_mut() = uri;
@@ -661,6 +636,8 @@ impl Date {
 
 #[cfg(test)]
 mod tests {
+    use http::header::{HeaderName, HeaderValue};
+
     use super::*;
 
     fn limits() -> Limits {
