@@ -92,6 +92,10 @@ struct Conn {
     /// Where the last parsed head's names and values are (kept to reuse
     /// its allocation).
     fields: Vec<Field>,
+    /// When its latest exchange began: what its idle time is counted
+    /// from once it is back in the pool (a little early, never late, and
+    /// no second reading of the clock per request).
+    since: Instant,
 }
 
 impl Conn {
@@ -182,7 +186,7 @@ pub(crate) fn header_map(
 /// Idle connections by endpoint.
 #[derive(Default)]
 struct Endpoints {
-    by_addr: HashMap<SocketAddr, Vec<(Conn, Instant)>>,
+    by_addr: HashMap<SocketAddr, Vec<Conn>>,
     /// When every endpoint's list was last cleaned.
     swept: Option<Instant>,
 }
@@ -245,17 +249,19 @@ impl Pool {
                 | Method::DELETE
         );
         let mut stale = 0;
+        let now = Instant::now();
         loop {
             let pooled = if stale < STALE_RETRIES {
-                self.checkout(endpoint)
+                self.checkout(endpoint, now)
             } else {
                 None
             };
             let reused = pooled.is_some();
-            let conn = match pooled {
+            let mut conn = match pooled {
                 Some(c) => c,
                 None => self.connect(endpoint).await?,
             };
+            conn.since = now;
             match self.exchange(conn, endpoint, &head, bodiless_answer).await {
                 Ok(resp) => return Ok(resp),
                 Err(Failure::Unanswered(_)) if reused && idempotent => stale += 1,
@@ -382,13 +388,14 @@ impl Pool {
 
     /// An idle connection to `endpoint`, dropping closed and expired ones
     /// on the way.
-    fn checkout(&self, endpoint: SocketAddr) -> Option<Conn> {
+    fn checkout(&self, endpoint: SocketAddr, now: Instant) -> Option<Conn> {
         let mut endpoints = lock(&self.endpoints);
-        let now = Instant::now();
         self.sweep(&mut endpoints, now);
         let list = endpoints.by_addr.get_mut(&endpoint)?;
-        while let Some((mut conn, since)) = list.pop() {
-            if now.duration_since(since) <= self.idle_timeout && !conn.looks_closed() {
+        while let Some(mut conn) = list.pop() {
+            if now.saturating_duration_since(conn.since) <= self.idle_timeout
+                && !conn.looks_closed()
+            {
                 return Some(conn);
             }
         }
@@ -400,7 +407,7 @@ impl Pool {
         let mut endpoints = lock(&self.endpoints);
         let list = endpoints.by_addr.entry(endpoint).or_default();
         if list.len() < self.max_idle {
-            list.push((conn, Instant::now()));
+            list.push(conn);
         }
     }
 
@@ -422,8 +429,8 @@ impl Pool {
         endpoints.swept = Some(now);
         let idle_timeout = self.idle_timeout;
         endpoints.by_addr.retain(|_, list| {
-            list.retain_mut(|(conn, since)| {
-                now.duration_since(*since) <= idle_timeout && !conn.looks_closed()
+            list.retain_mut(|conn| {
+                now.saturating_duration_since(conn.since) <= idle_timeout && !conn.looks_closed()
             });
             !list.is_empty()
         });
@@ -457,6 +464,7 @@ impl Pool {
             io: connect_tcp(endpoint, self.connect_timeout).await?,
             buf: BytesMut::with_capacity(READ_CHUNK),
             fields: Vec::new(),
+            since: Instant::now(),
         })
     }
 

@@ -19,8 +19,32 @@ use telemetry::BackendMetrics;
 
 /// Milliseconds since the process's first use of this clock.
 pub(crate) fn now_ms() -> u64 {
+    millis(Instant::now())
+}
+
+/// `at` in this clock's milliseconds (for callers that have just read the
+/// time anyway).
+pub(crate) fn millis(at: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    u64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
+    let epoch = *EPOCH.get_or_init(|| at);
+    u64::try_from(at.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// [`now_ms`], read at most once and only when asked for.
+#[derive(Debug, Default)]
+struct LazyNow(std::cell::Cell<Option<u64>>);
+
+impl LazyNow {
+    fn get(&self) -> u64 {
+        match self.0.get() {
+            Some(now) => now,
+            None => {
+                let now = now_ms();
+                self.0.set(Some(now));
+                now
+            }
+        }
+    }
 }
 
 /// Decay time of the latency moving average.
@@ -74,8 +98,11 @@ impl EndpointState {
         self.ejected_until.load(Ordering::Relaxed) > now
     }
 
-    fn available(&self, now: u64) -> bool {
-        !self.ejected(now) && self.healthy.load(Ordering::Relaxed)
+    /// Neither ejected nor failing health checks. The clock is read only
+    /// for an endpoint that has been ejected at some point.
+    fn available(&self, clock: &LazyNow) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        (until == 0 || until <= clock.get()) && self.healthy.load(Ordering::Relaxed)
     }
 
     fn cost(&self) -> f64 {
@@ -83,10 +110,10 @@ impl EndpointState {
         ewma * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
     }
 
-    /// Records the time a response took to start.
-    pub(crate) fn observe_latency(&self, rtt: Duration) {
+    /// Records the time a response took to start; `now` is
+    /// [`millis`] of the moment it started.
+    pub(crate) fn observe_latency(&self, rtt: Duration, now: u64) {
         let rtt = rtt.as_nanos() as f64;
-        let now = now_ms();
         let prev = f64::from_bits(self.ewma.load(Ordering::Relaxed));
         let elapsed = now.saturating_sub(self.ewma_stamp.swap(now, Ordering::Relaxed)) as f64;
         let next = if rtt > prev {
@@ -227,12 +254,12 @@ impl ClusterState {
         if n == 0 {
             return None;
         }
-        let now = now_ms();
+        let clock = LazyNow::default();
         // Panic mode: when nothing is available, everything is.
-        let any_available = self.endpoints.iter().any(|e| e.available(now));
+        let any_available = self.endpoints.iter().any(|e| e.available(&clock));
         let usable = |i: usize| {
             let e = &self.endpoints[i];
-            (!any_available || e.available(now)) && (n == 1 || Some(e.addr) != avoid)
+            (!any_available || e.available(&clock)) && (n == 1 || Some(e.addr) != avoid)
         };
         if let Some(id) = pinned
             && let Some(&i) = self.by_id.get(&id)
@@ -357,7 +384,7 @@ impl ClusterState {
     /// Whether the endpoint with affinity id `id` is here and available.
     pub(crate) fn has_available(&self, id: u64) -> bool {
         self.endpoint_by_id(id)
-            .is_some_and(|e| e.available(now_ms()))
+            .is_some_and(|e| e.available(&LazyNow::default()))
     }
 }
 
@@ -437,9 +464,9 @@ mod tests {
     #[test]
     fn peak_ewma_prefers_fast_endpoints() {
         let state = ClusterState::new(&cluster(3), None);
-        state.endpoints[0].observe_latency(Duration::from_millis(200));
-        state.endpoints[1].observe_latency(Duration::from_millis(5));
-        state.endpoints[2].observe_latency(Duration::from_millis(5));
+        state.endpoints[0].observe_latency(Duration::from_millis(200), now_ms());
+        state.endpoints[1].observe_latency(Duration::from_millis(5), now_ms());
+        state.endpoints[2].observe_latency(Duration::from_millis(5), now_ms());
         let picks = counts(&state, &LoadBalance::PeakEwma, 3000);
         let slow = picks.get(&state.endpoints[0].addr).copied().unwrap_or(0);
         assert_eq!(
@@ -546,7 +573,7 @@ mod tests {
     #[test]
     fn state_survives_a_swap_by_address() {
         let first = ClusterState::new(&cluster(3), None);
-        first.endpoints[1].observe_latency(Duration::from_millis(7));
+        first.endpoints[1].observe_latency(Duration::from_millis(7), now_ms());
         let second = ClusterState::new(&cluster(2), Some(&first));
         assert!(Arc::ptr_eq(&first.endpoints[1], &second.endpoints[1]));
         assert!(second.matches(&cluster(2)));

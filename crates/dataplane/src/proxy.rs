@@ -967,6 +967,9 @@ impl Proxy {
         let method = head.method.clone();
         let mut head = head;
         let metrics = &self.telemetry.metrics;
+        // One reading of the clock starts both the request's time limit
+        // and its first attempt.
+        let forwarded = Instant::now();
         let obs = &mut extras.obs;
         let attempts = async {
             let mut body = Some(first_body);
@@ -990,7 +993,11 @@ impl Proxy {
                     (_, Some(b)) => b,
                     (_, None) => UpstreamBody::Empty(Empty::new()),
                 };
-                let started = Instant::now();
+                let started = if attempt == 0 {
+                    forwarded
+                } else {
+                    Instant::now()
+                };
                 let last = retry_policy.is_none_or(|r| attempt >= u32::from(r.attempts));
                 let mut request = if last {
                     head.take_request(attempt_body)
@@ -1073,7 +1080,7 @@ impl Proxy {
                 }
                 let failure = match result {
                     Ok(Ok(response)) => {
-                        endpoint.observe_latency(took);
+                        endpoint.observe_latency(took, crate::lb::millis(started + took));
                         let gateway_error = matches!(response.status().as_u16(), 502..=504);
                         state.record(
                             &endpoint,
@@ -1139,8 +1146,9 @@ impl Proxy {
         // place and never copied.
         let answer = {
             let attempts = std::pin::pin!(attempts);
-            match timeout {
-                Some(t) => tokio::time::timeout(t, attempts)
+            // A limit too far ahead to represent is none.
+            match timeout.and_then(|t| forwarded.checked_add(t)) {
+                Some(deadline) => tokio::time::timeout_at(deadline.into(), attempts)
                     .await
                     .map_err(|_| ProxyError::UpstreamTimeout)??,
                 None => attempts.await?,
