@@ -1150,3 +1150,94 @@ async fn http1_connections_pipeline_hand_over_and_cancel() {
         .unwrap();
     assert!(seen > 0, "the request never reached the upstream");
 }
+
+/// A request whose host is ambiguous is refused, whichever server reads
+/// it: two Host headers (RFC 9112 §3.2), an HTTP/2 Host naming another
+/// authority than `:authority` (RFC 9113 §8.3.1). An HTTP/1.1
+/// absolute-form target is routed by its authority, and the upstream gets
+/// that authority as its Host, not the Host header sent beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn ambiguous_hosts_are_refused() {
+    let a = EchoServer::start("a").await;
+    let b = EchoServer::start("b").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "h.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("a", &[a.addr]),
+            service("b", &[b.addr]),
+            route(
+                "a",
+                "a.example.com",
+                "  - backends: [{name: a, port: 80}]\n",
+            ),
+            route(
+                "b",
+                "b.example.com",
+                "  - backends: [{name: b, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let echoed = |body: &[u8]| serde_json::from_slice::<testkit::Echo>(body).unwrap();
+
+    // Two Host headers: the gateway's own server (no body) and hyper's
+    // (a body), agreeing or not.
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: a.example.com\r\nHost: b.example.com\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a.example.com\r\nHost: a.example.com\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: b.example.com\r\nHost: a.example.com\r\nContent-Length: 2\r\n\r\nhi",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+        let mut buf = Vec::new();
+        let (head, _, _) = ask(&mut s, &mut buf, request, false).await;
+        assert!(head.starts_with("http/1.1 400"), "{head}");
+    }
+
+    // Absolute form: the target's authority routes, and is the Host the
+    // upstream sees.
+    let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let mut buf = Vec::new();
+    let (head, body, _) = ask(
+        &mut s,
+        &mut buf,
+        b"GET http://a.example.com/abs HTTP/1.1\r\nHost: b.example.com\r\n\r\n",
+        false,
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let echo = echoed(&body);
+    assert_eq!(echo.name, "a");
+    assert_eq!(echo.header("host"), Some("a.example.com"));
+    assert_eq!(echo.header("x-forwarded-host"), Some("a.example.com"));
+
+    // HTTP/2: a Host beside `:authority` must name the same authority.
+    let h2 = HttpClient::http2();
+    let refused = h2
+        .send(
+            gw.http,
+            Method::GET,
+            "a.example.com",
+            "/",
+            &[("host", "b.example.com")],
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 400);
+    let same = h2
+        .send(
+            gw.http,
+            Method::GET,
+            "a.example.com",
+            "/",
+            &[("host", "A.example.com")],
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.status, 200);
+    assert_eq!(same.echo().unwrap().name, "a");
+}

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use snapshot::{
@@ -793,12 +793,19 @@ impl Proxy {
                 parts.headers.insert(name, subject);
             }
         }
-        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+        // The host the client asked for: an absolute target's authority
+        // (HTTP/2's `:authority`, or an HTTP/1.1 absolute-form target,
+        // whose Host header it replaces), else the Host header.
+        let original_host = match parts.uri.authority() {
+            Some(a) => {
+                let value = HeaderValue::from_str(without_userinfo(a)).ok();
+                if let Some(v) = &value {
+                    parts.headers.insert(header::HOST, v.clone());
+                }
+                value
+            }
+            None => parts.headers.get(header::HOST).cloned(),
+        };
         let keep_te = grpc.is_some()
             || parts
                 .headers
@@ -1562,16 +1569,38 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// The request's host, lowercase and without trailing dot, and its port
 /// if one was given: the authority of an absolute URI (as HTTP/2 sends
 /// it), else the Host header. `None` when the Host header is not valid
-/// text or its port is not a number.
+/// text, its port is not a number, there is more than one Host header
+/// (RFC 9112 §3.2), or an HTTP/2 or HTTP/3 request's Host names another
+/// authority than its `:authority` (RFC 9113 §8.3.1). An HTTP/1.1
+/// absolute-form target's authority wins over its Host header, which is
+/// replaced on the way upstream (RFC 9112 §3.2.2).
 fn request_host(parts: &http::request::Parts) -> Option<(Cow<'_, str>, Option<u16>)> {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return None;
+    }
     let raw = match parts.uri.authority() {
-        Some(a) => a.as_str(),
-        None => match parts.headers.get(header::HOST) {
+        Some(a) => {
+            let a = without_userinfo(a);
+            if parts.version >= Version::HTTP_2
+                && host_header.is_some_and(|h| !h.as_bytes().eq_ignore_ascii_case(a.as_bytes()))
+            {
+                return None;
+            }
+            a
+        }
+        None => match host_header {
             Some(v) => v.to_str().ok()?,
             None => "",
         },
     };
     split_host(raw)
+}
+
+/// An authority's host and port (no `user@`).
+fn without_userinfo(a: &http::uri::Authority) -> &str {
+    a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, h)| h)
 }
 
 /// Host (lowercase, without trailing dot; IPv6 literals keep their
@@ -1667,6 +1696,43 @@ mod tests {
         assert_eq!(
             host_of("http://a.example/x", Some("b.example")),
             Some(("a.example".into(), None))
+        );
+        assert_eq!(
+            host_of("http://user:secret@a.example:81/x", None),
+            Some(("a.example".into(), Some(81)))
+        );
+    }
+
+    #[test]
+    fn ambiguous_hosts_are_refused() {
+        let parts = |version: Version, uri: &str, hosts: &[&str]| {
+            let mut b = Request::builder().version(version).uri(uri);
+            for h in hosts {
+                b = b.header("host", *h);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let host = |p: &http::request::Parts| request_host(p).map(|(h, _)| h.into_owned());
+        // Two Host headers, whether they agree or not (RFC 9112 §3.2).
+        for hosts in [["a.example", "b.example"], ["a.example", "a.example"]] {
+            assert_eq!(host(&parts(Version::HTTP_11, "/", &hosts)), None);
+            assert_eq!(
+                host(&parts(Version::HTTP_2, "http://a.example/", &hosts)),
+                None
+            );
+        }
+        // HTTP/2: a Host beside `:authority` must name the same (RFC 9113
+        // §8.3.1); HTTP/1.1's absolute form replaces its Host.
+        let h2 = |h: &str| host(&parts(Version::HTTP_2, "https://a.example/", &[h]));
+        assert_eq!(h2("b.example"), None);
+        assert_eq!(h2("A.Example"), Some("a.example".to_owned()));
+        assert_eq!(
+            host(&parts(
+                Version::HTTP_11,
+                "http://a.example/",
+                &["b.example"]
+            )),
+            Some("a.example".to_owned())
         );
     }
 
