@@ -186,7 +186,9 @@ pub(crate) fn header_map(
 /// Idle connections by endpoint.
 #[derive(Default)]
 struct Endpoints {
-    by_addr: HashMap<SocketAddr, Vec<Conn>>,
+    /// Hashed with foldhash, not SipHash: looked up twice per request,
+    /// keyed by addresses from the snapshot, not by clients.
+    by_addr: HashMap<SocketAddr, Vec<Conn>, foldhash::fast::RandomState>,
     /// When every endpoint's list was last cleaned.
     swept: Option<Instant>,
 }

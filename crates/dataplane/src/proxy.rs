@@ -950,7 +950,9 @@ impl Proxy {
         let first_body = self.start_mirrors(&active, route, &head, first_body, replay.as_ref());
 
         let mut timeout = self.timeout_for(route);
-        if let Some(t) = grpc::timeout(&head.headers) {
+        if grpc.is_some()
+            && let Some(t) = grpc::timeout(&head.headers)
+        {
             timeout = Some(timeout.map_or(t, |r| r.min(t)));
         }
 
@@ -1607,15 +1609,18 @@ fn without_userinfo(a: &http::uri::Authority) -> &str {
 /// brackets) and port of an authority or a Host header value. `None` when
 /// the port is not a number.
 pub(crate) fn split_host(raw: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
-    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
+    // Plain byte scans: these strings are short, and every request has
+    // one (`str`'s char searchers cost several times more here).
+    let last = |s: &str, b: u8| s.bytes().rposition(|c| c == b);
+    let raw = last(raw, b'@').map_or(raw, |at| &raw[at + 1..]);
     let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
         // An IPv6 literal keeps its brackets.
-        let end = rest.find(']')? + 2;
+        let end = rest.bytes().position(|c| c == b']')? + 2;
         let port = raw[end..].strip_prefix(':');
         (&raw[..end], port)
     } else {
-        match raw.rsplit_once(':') {
-            Some((h, port)) => (h, Some(port)),
+        match last(raw, b':') {
+            Some(colon) => (&raw[..colon], Some(&raw[colon + 1..])),
             None => (raw, None),
         }
     };
