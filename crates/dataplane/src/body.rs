@@ -36,8 +36,9 @@ pub struct ProxyBody {
     _in_flight: Option<InFlight>,
     /// The request's telemetry, finished when the body is dropped.
     observed: Option<Observed>,
-    /// The client's in-flight slot on a route that caps them.
-    _slot: Option<crate::ratelimit::ClientSlot>,
+    /// The client's in-flight slot on a route that caps them (boxed: few
+    /// routes do, and every response moves this struct several times).
+    _slot: Option<Box<crate::ratelimit::ClientSlot>>,
 }
 
 #[derive(Debug)]
@@ -118,7 +119,7 @@ impl ProxyBody {
 
     /// Keeps the client's in-flight slot until the body is done.
     pub(crate) fn hold(&mut self, slot: crate::ratelimit::ClientSlot) {
-        self._slot = Some(slot);
+        self._slot = Some(Box::new(slot));
     }
 }
 

@@ -188,7 +188,11 @@ pub(crate) fn header_map(
 struct Endpoints {
     /// Hashed with foldhash, not SipHash: looked up twice per request,
     /// keyed by addresses from the snapshot, not by clients.
-    by_addr: HashMap<SocketAddr, Vec<Conn>, foldhash::fast::RandomState>,
+    #[allow(
+        clippy::vec_box,
+        reason = "connections are boxed for their whole life and move in and out whole"
+    )]
+    by_addr: HashMap<SocketAddr, Vec<Box<Conn>>, foldhash::fast::RandomState>,
     /// When every endpoint's list was last cleaned.
     swept: Option<Instant>,
 }
@@ -280,7 +284,7 @@ impl Pool {
     /// Writes `head` on `conn` and reads the response head.
     async fn exchange(
         self: &Arc<Self>,
-        mut conn: Conn,
+        mut conn: Box<Conn>,
         endpoint: SocketAddr,
         head: &[u8],
         bodiless_answer: bool,
@@ -390,7 +394,7 @@ impl Pool {
 
     /// An idle connection to `endpoint`, dropping closed and expired ones
     /// on the way.
-    fn checkout(&self, endpoint: SocketAddr, now: Instant) -> Option<Conn> {
+    fn checkout(&self, endpoint: SocketAddr, now: Instant) -> Option<Box<Conn>> {
         let mut endpoints = lock(&self.endpoints);
         self.sweep(&mut endpoints, now);
         let list = endpoints.by_addr.get_mut(&endpoint)?;
@@ -405,7 +409,7 @@ impl Pool {
     }
 
     /// Puts a connection whose exchange is complete back.
-    fn checkin(&self, endpoint: SocketAddr, conn: Conn) {
+    fn checkin(&self, endpoint: SocketAddr, conn: Box<Conn>) {
         let mut endpoints = lock(&self.endpoints);
         let list = endpoints.by_addr.entry(endpoint).or_default();
         if list.len() < self.max_idle {
@@ -461,13 +465,16 @@ impl Pool {
         });
     }
 
-    async fn connect(&self, endpoint: SocketAddr) -> Result<Conn, UpstreamError> {
-        Ok(Conn {
+    /// A new connection. Boxed once for its life: it moves from the pool
+    /// into each exchange and response body and back, a pointer instead
+    /// of its hundred bytes each time.
+    async fn connect(&self, endpoint: SocketAddr) -> Result<Box<Conn>, UpstreamError> {
+        Ok(Box::new(Conn {
             io: connect_tcp(endpoint, self.connect_timeout).await?,
             buf: BytesMut::with_capacity(READ_CHUNK),
             fields: Vec::new(),
             since: Instant::now(),
-        })
+        }))
     }
 
     /// Pooled connections to `endpoint` (for tests).
@@ -638,7 +645,7 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<u64, String> {
 /// asks for it. The connection returns to the pool at its end; dropped
 /// earlier, the connection is closed.
 pub(crate) struct Body {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     kind: Kind,
     reuse: bool,
     pool: Arc<Pool>,
@@ -660,7 +667,7 @@ impl std::fmt::Debug for Body {
 struct BodyError(String);
 
 impl Body {
-    fn new(conn: Conn, framing: Framing, pool: Arc<Pool>, endpoint: SocketAddr) -> Self {
+    fn new(conn: Box<Conn>, framing: Framing, pool: Arc<Pool>, endpoint: SocketAddr) -> Self {
         let mut body = Self {
             conn: Some(conn),
             kind: framing.kind,

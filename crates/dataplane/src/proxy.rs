@@ -1797,4 +1797,13 @@ mod future_size {
         let handle = handle_size(|p, req, conn| p.handle(req, conn));
         assert!(handle <= 8192, "Proxy::handle's future is {handle} bytes");
     }
+
+    /// A response moves through every stage on its way to the client:
+    /// rare parts of its body (the upstream connection, a client's
+    /// in-flight slot) are boxed to keep each move short.
+    #[test]
+    fn responses_stay_small() {
+        let size = std::mem::size_of::<Response<ProxyBody>>();
+        assert!(size <= 256, "a response is {size} bytes");
+    }
 }
