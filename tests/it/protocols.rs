@@ -1241,3 +1241,91 @@ async fn ambiguous_hosts_are_refused() {
     assert_eq!(same.status, 200);
     assert_eq!(same.echo().unwrap().name, "a");
 }
+
+/// A client that stops reading its response is let go after
+/// `--send-timeout` without progress; one that keeps reading, however
+/// slowly, gets its whole answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_that_stop_reading_are_let_go() {
+    const SIZE: usize = 48 << 20;
+    let echo = EchoServer::start("big").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "b.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("big", &[echo.addr]),
+            route(
+                "big",
+                "big.example.com",
+                "  - backends: [{name: big, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &["--send-timeout", "1s"]).await;
+    let request = |size: usize| {
+        format!("GET / HTTP/1.1\r\nHost: big.example.com\r\nx-echo-response-bytes: {size}\r\n\r\n")
+    };
+    let connect = || async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        socket.connect(gw.http).await.unwrap()
+    };
+    // Reads until the end of the stream; the bytes read.
+    async fn drain(s: &mut tokio::net::TcpStream) -> usize {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0;
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    }
+
+    // Reads nothing for three seconds: the gateway gives up on it, and
+    // what it had sent is all there is.
+    let mut stalled = connect().await;
+    stalled.write_all(request(SIZE).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = tokio::time::timeout(Duration::from_secs(10), drain(&mut stalled))
+        .await
+        .expect("the gateway closed the connection");
+    assert!(got < SIZE, "{got} bytes: the whole answer arrived");
+
+    // Pauses half a second between reads: slow, never stalled for a
+    // second. (Each read takes 4 MiB: the kernel reports a full socket
+    // writable again only once a good part of its buffer is free.)
+    const STEP: usize = 4 << 20;
+    let size = 24 << 20;
+    let mut slow = connect().await;
+    slow.write_all(request(size).as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; STEP];
+    let whole = loop {
+        if let Some(end) = find_body_end(&got, size) {
+            break end;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut step = 0;
+        while step < STEP && find_body_end(&got, size).is_none() {
+            let n =
+                tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf[..STEP - step]))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            assert!(n > 0, "closed after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+            step += n;
+        }
+    };
+    assert_eq!(whole, got.len());
+}
+
+/// Where a response of `size` body bytes (with `Content-Length`) ends in
+/// `got`, once all of it is there.
+fn find_body_end(got: &[u8], size: usize) -> Option<usize> {
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    (got.len() >= head + size).then_some(head + size)
+}

@@ -29,6 +29,7 @@ mod proxy_protocol;
 mod ratelimit;
 mod respond;
 mod retry;
+mod send_timeout;
 mod state;
 mod tls;
 mod tunnel;

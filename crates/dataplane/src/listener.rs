@@ -25,6 +25,10 @@ use crate::body::FromClient;
 use crate::h1_server::{self, Outcome};
 use crate::proxy::{Connection, Proxy, TlsInfo};
 use crate::proxy_protocol::{self, Prefixed};
+use crate::send_timeout::SendTimeout;
+
+/// A client's socket, as every server reads and writes it.
+type ClientStream = SendTimeout<TcpStream>;
 use crate::tls::Choice;
 use telemetry::metrics::HandshakeLabels;
 
@@ -43,6 +47,9 @@ pub struct ListenerConfig {
     /// Expect a PROXY protocol (v1 or v2) header on every connection and
     /// take the client address from it.
     pub proxy_protocol: bool,
+    /// How long a write to a client may wait for the client to read
+    /// before the connection is closed (see `send_timeout.rs`).
+    pub send_timeout: Duration,
 }
 
 impl Default for ListenerConfig {
@@ -53,6 +60,7 @@ impl Default for ListenerConfig {
             max_headers: 128,
             drain_timeout: Duration::from_secs(30),
             proxy_protocol: false,
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -143,6 +151,7 @@ async fn serve_with(
             draining: drain.watcher(),
             proxy_protocol: config.proxy_protocol,
             header_timeout: config.header_read_timeout,
+            send_timeout: config.send_timeout,
         };
         // The task's own future stays small: Tokio copies a task's whole
         // future when it starts and ends, and a connection's state (with
@@ -175,13 +184,15 @@ struct Accepted {
     draining: Draining,
     proxy_protocol: bool,
     header_timeout: Duration,
+    send_timeout: Duration,
 }
 
 impl Accepted {
     /// The stream and client address, after the PROXY header when the
     /// listener expects one; `None` when the connection is refused.
-    async fn start(&self, stream: TcpStream) -> Option<(Prefixed<TcpStream>, SocketAddr)> {
+    async fn start(&self, stream: TcpStream) -> Option<(Prefixed<ClientStream>, SocketAddr)> {
         let peer = self.peer;
+        let stream = SendTimeout::new(stream, self.send_timeout);
         if !self.proxy_protocol {
             return Some((Prefixed::new(Vec::new(), stream), peer));
         }
@@ -450,10 +461,10 @@ impl Draining {
 /// `timeout`. `None` when the handshake fails or is refused.
 async fn handshake(
     proxy: &Proxy,
-    stream: Prefixed<TcpStream>,
+    stream: Prefixed<ClientStream>,
     peer: SocketAddr,
     timeout: Duration,
-) -> Option<(TlsStream<Prefixed<TcpStream>>, TlsInfo)> {
+) -> Option<(TlsStream<Prefixed<ClientStream>>, TlsInfo)> {
     let work = async {
         let start = LazyConfigAcceptor::new(Acceptor::default(), stream)
             .await
@@ -540,9 +551,9 @@ async fn handshake(
 /// local connection (the load balancer's own health check) keeps the
 /// peer's address.
 async fn read_proxy_header(
-    mut stream: TcpStream,
+    mut stream: ClientStream,
     peer: SocketAddr,
-) -> std::io::Result<(Prefixed<TcpStream>, SocketAddr)> {
+) -> std::io::Result<(Prefixed<ClientStream>, SocketAddr)> {
     let header = proxy_protocol::read_header(&mut stream).await?;
     Ok((
         Prefixed::new(header.rest, stream),

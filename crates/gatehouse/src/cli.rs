@@ -301,6 +301,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) header_read_timeout: Duration,
 
+    /// How long a write to a client may wait without the client reading
+    /// before its connection is closed (a limit on progress, not on a
+    /// whole download).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) send_timeout: Duration,
+
     /// Most request body bytes read to evaluate ApiRoute body conditions;
     /// a larger body sent to such a route is answered with 413.
     #[arg(long, default_value_t = 64 * 1024)]

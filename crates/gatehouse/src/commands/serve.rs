@@ -152,6 +152,7 @@ where
         header_read_timeout: args.header_read_timeout,
         drain_timeout: args.drain_timeout,
         proxy_protocol: args.proxy_protocol,
+        send_timeout: args.send_timeout,
         ..ListenerConfig::default()
     };
     let delay = args.shutdown_delay;
