@@ -74,13 +74,24 @@ pub(crate) fn handles(req: &Request<UpstreamBody>) -> bool {
         body if body.is_end_stream() => 0,
         _ => return false,
     };
-    req.method() != Method::CONNECT
-        && !h.contains_key(header::UPGRADE)
-        && !h.contains_key(header::EXPECT)
-        && !h.contains_key(header::TRANSFER_ENCODING)
-        && h.get_all(header::CONTENT_LENGTH)
-            .iter()
-            .all(|v| v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()) == Some(length))
+    if req.method() == Method::CONNECT {
+        return false;
+    }
+    // One pass over the names (standard names compare as numbers) instead
+    // of a hash lookup for each name asked about.
+    for name in h.keys() {
+        if name == header::UPGRADE || name == header::EXPECT || name == header::TRANSFER_ENCODING {
+            return false;
+        }
+        if name == header::CONTENT_LENGTH
+            && !h.get_all(name).iter().all(|v| {
+                v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()) == Some(length)
+            })
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// One connection to an upstream endpoint, with what has been read from
