@@ -26,11 +26,11 @@ use crate::h1_server::{self, Outcome};
 use crate::proxy::{Connection, Proxy, TlsInfo};
 use crate::proxy_protocol::{self, Prefixed};
 use crate::send_timeout::SendTimeout;
+use crate::tls::Choice;
+use telemetry::metrics::HandshakeLabels;
 
 /// A client's socket, as every server reads and writes it.
 type ClientStream = SendTimeout<TcpStream>;
-use crate::tls::Choice;
-use telemetry::metrics::HandshakeLabels;
 
 /// Limits applied to every downstream connection.
 #[derive(Clone, Debug)]
