@@ -47,11 +47,7 @@ cargo build -q --release -p gatehouse -p gatehouse-testkit
 bin=target/release
 work=$(mktemp -d)
 certs=/tmp/gatehouse-bench-tls
-mkdir -p "$certs" /tmp/gatehouse-bench-nginx-body /tmp/gatehouse-bench-nginx-cache
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-  -subj /CN=bench.local -addext subjectAltName=DNS:bench.local \
-  -keyout "$certs/key.pem" -out "$certs/cert.pem" 2>/dev/null
-cat "$certs/cert.pem" "$certs/key.pem" > "$certs/haproxy.pem"
+bench/certs.sh
 
 upstream_pids=()
 proxy_pids=()

@@ -29,6 +29,8 @@ done
 binaries=("$@")
 [ ${#binaries[@]} -gt 0 ] || binaries=(target/release/gatehouse)
 cargo build -q --release -p gatehouse -p gatehouse-testkit
+# nginx.conf and haproxy.cfg have TLS listeners: they need the certificate.
+bench/certs.sh
 work=$(mktemp -d)
 target/release/gatehouse-bench-upstream 127.0.0.1:18980 &
 upstream=$!
@@ -84,16 +86,6 @@ for c in $CONTESTANTS; do
       done
       ;;
     nginx)
-      mkdir -p /tmp/gatehouse-bench-nginx-body /tmp/gatehouse-bench-nginx-cache
-      # The TLS listener in nginx.conf needs a certificate to start.
-      if [ ! -f /tmp/gatehouse-bench-tls/cert.pem ]; then
-        mkdir -p /tmp/gatehouse-bench-tls
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-          -subj /CN=bench.local -keyout /tmp/gatehouse-bench-tls/key.pem \
-          -out /tmp/gatehouse-bench-tls/cert.pem 2>/dev/null
-        cat /tmp/gatehouse-bench-tls/cert.pem /tmp/gatehouse-bench-tls/key.pem \
-          > /tmp/gatehouse-bench-tls/haproxy.pem
-      fi
       measure nginx 18982 bench.local nginx -c "$PWD/bench/nginx.conf" -g 'master_process off;'
       ;;
     haproxy)

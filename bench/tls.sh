@@ -24,10 +24,7 @@ done
 cargo build -q --release -p gatehouse -p gatehouse-testkit
 bin=target/release
 certs=/tmp/gatehouse-bench-tls
-mkdir -p "$certs" /tmp/gatehouse-bench-nginx-body
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-  -subj /CN=bench.local -addext subjectAltName=DNS:bench.local \
-  -keyout "$certs/key.pem" -out "$certs/cert.pem" 2>/dev/null
+bench/certs.sh
 
 pids=()
 cleanup() {
