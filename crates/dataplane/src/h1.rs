@@ -185,7 +185,7 @@ pub(crate) fn header_map(
     fields: &[Field],
     room: usize,
 ) -> Result<HeaderMap, http::Error> {
-    let mut headers = HeaderMap::with_capacity(fields.len() + room);
+    let mut headers = crate::headers::empty_map(fields.len() + room);
     for f in fields {
         let name = HeaderName::from_bytes(&raw[f.name.0..f.name.1])?;
         let value = HeaderValue::from_maybe_shared(raw.slice(f.value.0..f.value.1))?;
@@ -254,10 +254,13 @@ impl Pool {
         req: Request<UpstreamBody>,
     ) -> Result<Response<Body>, UpstreamError> {
         let head = encode(&req);
-        let method = req.method();
+        let (parts, _) = req.into_parts();
+        // The head is encoded: its map can serve the next message.
+        crate::headers::recycle_map(parts.headers);
+        let method = parts.method;
         let bodiless_answer = method == Method::HEAD;
         let idempotent = matches!(
-            *method,
+            method,
             Method::GET
                 | Method::HEAD
                 | Method::OPTIONS
@@ -573,18 +576,28 @@ fn framing(
     status: StatusCode,
     bodiless_answer: bool,
 ) -> Result<Framing, String> {
-    let mut reuse = keeps_alive(headers, version);
+    let said = Said::of(headers);
+    let mut reuse = !said.close && (version == Version::HTTP_11 || said.keep_alive);
+    let chunked = said.transfer_encoding.map(|te| {
+        te.to_str()
+            .unwrap_or("")
+            .rsplit(',')
+            .map(str::trim)
+            .find(|t| !t.is_empty())
+            .unwrap_or("")
+            .eq_ignore_ascii_case("chunked")
+    });
+    let length = said.length;
     let kind = if bodiless_answer
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
         Kind::Done
-    } else if let Some(chunked) =
-        last_token(headers, &header::TRANSFER_ENCODING).map(|te| te.eq_ignore_ascii_case("chunked"))
-    {
-        if headers.remove(header::CONTENT_LENGTH).is_some() {
+    } else if let Some(chunked) = chunked {
+        if length.is_some() {
             // Both: the length is ignored, and the connection is not to be
             // trusted with another request.
+            headers.remove(header::CONTENT_LENGTH);
             reuse = false;
         }
         if chunked {
@@ -592,8 +605,8 @@ fn framing(
         } else {
             Kind::Close
         }
-    } else if headers.contains_key(header::CONTENT_LENGTH) {
-        match content_length(headers)? {
+    } else if let Some(length) = length {
+        match length? {
             0 => Kind::Done,
             n => Kind::Length(n),
         }
@@ -606,48 +619,69 @@ fn framing(
     Ok(Framing { kind, reuse })
 }
 
-/// Whether the upstream keeps the connection open after this response.
-fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    for value in headers.get_all(header::CONNECTION) {
-        for token in value.to_str().unwrap_or("close").split(',') {
-            let token = token.trim();
-            close |= token.eq_ignore_ascii_case("close");
-            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+/// What a message's framing and connection headers say, read in one pass
+/// over its headers: a lookup for each name would cost a hash each, more
+/// than walking the few headers a message has.
+#[derive(Debug)]
+pub(crate) struct Said<'a> {
+    /// `Connection` names `close`.
+    pub(crate) close: bool,
+    /// `Connection` names `keep-alive`.
+    pub(crate) keep_alive: bool,
+    /// The last `Transfer-Encoding` value.
+    pub(crate) transfer_encoding: Option<&'a HeaderValue>,
+    /// The length all `Content-Length` values agree on, or why there is
+    /// none; `None` without the header.
+    pub(crate) length: Option<Result<u64, String>>,
+    /// There is a `Date` header.
+    pub(crate) dated: bool,
+}
+
+impl<'a> Said<'a> {
+    pub(crate) fn of(headers: &'a HeaderMap) -> Self {
+        let mut said = Said {
+            close: false,
+            keep_alive: false,
+            transfer_encoding: None,
+            length: None,
+            dated: false,
+        };
+        for (name, value) in headers {
+            if *name == header::CONNECTION {
+                for token in value.as_bytes().split(|b| *b == b',') {
+                    let token = token.trim_ascii();
+                    said.close |= token.eq_ignore_ascii_case(b"close");
+                    said.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if *name == header::TRANSFER_ENCODING {
+                said.transfer_encoding = Some(value);
+            } else if *name == header::CONTENT_LENGTH {
+                said.length = Some(match said.length {
+                    None => add_length(None, value),
+                    Some(Ok(n)) => add_length(Some(n), value),
+                    Some(Err(e)) => Err(e),
+                });
+            } else if *name == header::DATE {
+                said.dated = true;
+            }
         }
+        said
     }
-    !close && (version == Version::HTTP_11 || keep_alive)
 }
 
-/// The last comma-separated token of a header's values.
-fn last_token<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    let last = headers.get_all(name).iter().next_back()?;
-    Some(
-        last.to_str()
-            .unwrap_or("")
-            .rsplit(',')
-            .map(str::trim)
-            .find(|t| !t.is_empty())
-            .unwrap_or(""),
-    )
-}
-
-/// The one length all `Content-Length` values agree on.
-pub(crate) fn content_length(headers: &HeaderMap) -> Result<u64, String> {
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|b| *b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-                return Err("invalid content-length from upstream".into());
-            }
-            let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            if length.is_some_and(|l| l != n) {
-                return Err("conflicting content-length values from upstream".into());
-            }
-            length = Some(n);
+/// The length one `Content-Length` value gives (a list must repeat one
+/// number), checked against the length earlier values gave.
+fn add_length(mut length: Option<u64>, value: &HeaderValue) -> Result<u64, String> {
+    for part in value.as_bytes().split(|b| *b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return Err("invalid content-length from upstream".into());
         }
+        let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting content-length values from upstream".into());
+        }
+        length = Some(n);
     }
     length.ok_or_else(|| "invalid content-length from upstream".into())
 }

@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::body::{FromClient, ProxyBody};
-use crate::h1::{Field, header_map, place, poll_fill};
+use crate::h1::{Field, Said, header_map, place, poll_fill};
 use crate::proxy::{Connection, Proxy};
 use crate::proxy_protocol::Prefixed;
 
@@ -224,13 +224,17 @@ where
         head_only: bool,
         mut close: bool,
     ) -> io::Result<bool> {
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
         let status = parts.status;
         let bodiless = head_only
             || status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED;
-        let declared = declared_length(&parts.headers);
+        // One pass over the headers for what the head and framing need.
+        let said = Said::of(&parts.headers);
+        let declared = said.length.and_then(Result::ok);
+        let dated = said.dated;
+        close |= said.close;
         let mut framing = if bodiless {
             Framing::None
         } else if let Some(n) = declared {
@@ -240,7 +244,6 @@ where
         } else {
             Framing::Chunked
         };
-        close |= asks_to_close(&parts.headers);
         self.out.clear();
         write_head(
             &mut self.out,
@@ -248,8 +251,11 @@ where
             &parts.headers,
             &framing,
             declared,
+            dated,
             close,
         );
+        // The head is written: its map can serve the next message.
+        crate::headers::recycle_map(std::mem::take(&mut parts.headers));
         if bodiless {
             // The body (an upstream's, say) is dropped unread; it knows
             // what to do with its connection.
@@ -431,6 +437,7 @@ fn write_head(
     headers: &HeaderMap,
     framing: &Framing,
     declared: Option<u64>,
+    dated: bool,
     close: bool,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -457,7 +464,7 @@ fn write_head(
         (Framing::Chunked, _) => field(out, b"transfer-encoding", b"chunked"),
         (Framing::None | Framing::Ended, None) => {}
     }
-    if !headers.contains_key(header::DATE) {
+    if !dated {
         DATE.with(|date| field(out, b"date", &date.now()));
     }
     if close && !has_close {
@@ -490,21 +497,6 @@ fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
             return &buf[start..];
         }
     }
-}
-
-/// The response's own `Content-Length`, when its values are valid and
-/// agree (the same rules as for upstream answers).
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    crate::h1::content_length(headers).ok()
-}
-
-/// Whether a `Connection` header says `close`.
-fn asks_to_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
 }
 
 /// A request head this server serves.
@@ -739,6 +731,7 @@ mod tests {
             &headers,
             &Framing::Chunked,
             None,
+            Said::of(&headers).dated,
             false,
         );
         let text = String::from_utf8(out.to_vec()).unwrap();
@@ -760,6 +753,7 @@ mod tests {
             &headers,
             &Framing::Length(12),
             None,
+            Said::of(&headers).dated,
             true,
         );
         let text = String::from_utf8(out.to_vec()).unwrap();
@@ -781,6 +775,7 @@ mod tests {
             &headers,
             &Framing::None,
             Some(1000),
+            Said::of(&headers).dated,
             false,
         );
         let text = String::from_utf8(out.to_vec()).unwrap();
@@ -792,20 +787,19 @@ mod tests {
         assert!(!text.contains("transfer-encoding"));
 
         // The response's own valid length is kept; an invalid one is
-        // dropped.
-        assert_eq!(
-            declared_length(&one(header::CONTENT_LENGTH, "42")),
-            Some(42)
-        );
-        assert_eq!(declared_length(&one(header::CONTENT_LENGTH, "4x")), None);
-        assert_eq!(
-            declared_length(&one(header::CONTENT_LENGTH, "7, 7")),
-            Some(7)
-        );
-        assert_eq!(declared_length(&one(header::CONTENT_LENGTH, "7, 8")), None);
-        assert_eq!(declared_length(&HeaderMap::new()), None);
-        assert!(asks_to_close(&one(header::CONNECTION, "keep-alive, Close")));
-        assert!(!asks_to_close(&one(header::CONNECTION, "keep-alive")));
+        // dropped. A `Connection` header that names `close` among others
+        // closes.
+        let declared = |h: &HeaderMap| Said::of(h).length.and_then(Result::ok);
+        assert_eq!(declared(&one(header::CONTENT_LENGTH, "42")), Some(42));
+        assert_eq!(declared(&one(header::CONTENT_LENGTH, "4x")), None);
+        assert_eq!(declared(&one(header::CONTENT_LENGTH, "7, 7")), Some(7));
+        assert_eq!(declared(&one(header::CONTENT_LENGTH, "7, 8")), None);
+        let mut two = one(header::CONTENT_LENGTH, "7");
+        two.append(header::CONTENT_LENGTH, HeaderValue::from_static("8"));
+        assert_eq!(declared(&two), None, "values that disagree");
+        assert_eq!(declared(&HeaderMap::new()), None);
+        assert!(Said::of(&one(header::CONNECTION, "keep-alive, Close")).close);
+        assert!(!Said::of(&one(header::CONNECTION, "keep-alive")).close);
     }
 
     fn one(name: HeaderName, value: &'static str) -> HeaderMap {
