@@ -33,8 +33,8 @@ pub(crate) enum GrpcKind {
 }
 
 /// The gRPC kind of a request, from its content type.
-pub(crate) fn kind(headers: &HeaderMap) -> Option<(GrpcKind, &str)> {
-    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+pub(crate) fn kind(content_type: Option<&HeaderValue>) -> Option<(GrpcKind, &str)> {
+    let ct = content_type?.to_str().ok()?;
     let base = ct.split(';').next().unwrap_or_default().trim();
     if let Some(rest) = base.strip_prefix("application/grpc-web-text") {
         return Some((GrpcKind::WebText, rest));
@@ -289,7 +289,7 @@ mod tests {
         let mut h = HeaderMap::new();
         let mut check = |ct: &'static str, want: Option<(GrpcKind, &str)>| {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-            assert_eq!(kind(&h), want, "{ct}");
+            assert_eq!(kind(h.get(header::CONTENT_TYPE)), want, "{ct}");
         };
         check("application/grpc", Some((GrpcKind::Grpc, "")));
         check("application/grpc+proto", Some((GrpcKind::Grpc, "+proto")));

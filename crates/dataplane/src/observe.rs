@@ -51,10 +51,10 @@ impl Observation {
         telemetry: &Arc<Telemetry>,
         method: &Method,
         version: Version,
-        headers: &http::HeaderMap,
+        traceparent: Option<&http::HeaderValue>,
     ) -> Self {
         telemetry.metrics.requests_active.inc();
-        let trace = telemetry.tracer.context(headers);
+        let trace = telemetry.tracer.context(traceparent);
         let recording = telemetry.tracer.records(&trace);
         let detailed = recording || telemetry.access_log.enabled();
         Self {

@@ -311,10 +311,17 @@ impl Proxy {
         req: Request<FromClient>,
         conn: &Connection,
     ) -> Response<ProxyBody> {
-        let grpc = grpc::kind(req.headers()).map(|(k, s)| (k, s.to_owned()));
-        let request_id = clientinfo::request_id(req.headers());
+        let sent = Sent::of(req.headers());
+        let grpc = grpc::kind(sent.content_type).map(|(k, s)| (k, s.to_owned()));
+        let request_id = clientinfo::request_id(sent.request_id);
+        let upgrade = sent.upgrade();
         let mut extras = Extras {
-            obs: Observation::start(&self.telemetry, req.method(), req.version(), req.headers()),
+            obs: Observation::start(
+                &self.telemetry,
+                req.method(),
+                req.version(),
+                sent.traceparent,
+            ),
             hsts: None,
             rate_limit: None,
             cors: None,
@@ -325,7 +332,7 @@ impl Proxy {
         // or allocated per request for it (hyper's servers box it; see
         // `listener.rs`).
         let mut resp = match self
-            .proxy(req, conn, &request_id, grpc.as_ref(), &mut extras)
+            .proxy(req, conn, upgrade, &request_id, grpc.as_ref(), &mut extras)
             .await
         {
             Ok(resp) => resp,
@@ -381,6 +388,7 @@ impl Proxy {
         &self,
         mut req: Request<FromClient>,
         conn: &Connection,
+        upgrade: bool,
         request_id: &HeaderValue,
         grpc: Option<&(GrpcKind, String)>,
         extras: &mut Extras,
@@ -388,7 +396,7 @@ impl Proxy {
         // Phase 1: load. This Arc keeps the configuration this request
         // started with alive until it is done, whatever is published.
         let active = self.gateway.load();
-        let on_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, incoming) = req.into_parts();
         let (incoming, bytes_in) = ClientBody::new(incoming);
         extras.obs.bytes_in = bytes_in;
@@ -1481,15 +1489,53 @@ fn forwarding_headers(
     headers.insert(clientinfo::request_id_header().clone(), request_id.clone());
 }
 
-/// Whether the request asks to switch protocols (WebSocket and the like).
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+/// The headers the pipeline reads from a request as the client sent it,
+/// found in one pass over them: a lookup for each would cost a hash each,
+/// more than walking the few headers a request has. The first value of
+/// each counts, as a lookup would give.
+struct Sent<'a> {
+    content_type: Option<&'a HeaderValue>,
+    request_id: Option<&'a HeaderValue>,
+    traceparent: Option<&'a HeaderValue>,
+    /// An `Upgrade` header.
+    upgrade_header: bool,
+    /// A `Connection` header naming `upgrade`.
+    connection_upgrade: bool,
+}
+
+impl<'a> Sent<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut sent = Sent {
+            content_type: None,
+            request_id: None,
+            traceparent: None,
+            upgrade_header: false,
+            connection_upgrade: false,
+        };
+        for (name, value) in headers {
+            if *name == header::CONTENT_TYPE {
+                sent.content_type.get_or_insert(value);
+            } else if *name == header::UPGRADE {
+                sent.upgrade_header = true;
+            } else if *name == header::CONNECTION {
+                sent.connection_upgrade |= value
+                    .as_bytes()
+                    .split(|b| *b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+            } else if name == clientinfo::request_id_header() {
+                sent.request_id.get_or_insert(value);
+            } else if *name == TRACEPARENT {
+                sent.traceparent.get_or_insert(value);
+            }
+        }
+        sent
+    }
+
+    /// Whether the request asks to switch protocols (WebSocket and the
+    /// like).
+    fn upgrade(&self) -> bool {
+        self.upgrade_header && self.connection_upgrade
+    }
 }
 
 /// The consistent-hashing key of a request.
@@ -1765,13 +1811,35 @@ mod tests {
         assert_eq!(cookie(&h, "session"), Some("abc"));
         assert_eq!(cookie(&h, "other"), Some("2"));
         assert_eq!(cookie(&h, "missing"), None);
-        assert!(!is_upgrade(&h));
+        assert!(!Sent::of(&h).upgrade());
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
+        assert!(!Sent::of(&h).upgrade(), "without Connection: upgrade");
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x, Upgrade"));
+        assert!(Sent::of(&h).upgrade(), "named in a later value");
+    }
+
+    #[test]
+    fn the_first_value_of_each_header_read_counts() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
         );
-        assert!(is_upgrade(&h));
+        h.append(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.append("x-request-id", HeaderValue::from_static("one"));
+        h.append("x-request-id", HeaderValue::from_static("two"));
+        h.append(&TRACEPARENT, HeaderValue::from_static("first"));
+        h.append(&TRACEPARENT, HeaderValue::from_static("second"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        let sent = Sent::of(&h);
+        assert_eq!(sent.content_type, h.get(header::CONTENT_TYPE));
+        assert_eq!(sent.request_id.unwrap(), "one");
+        assert_eq!(sent.traceparent.unwrap(), "first");
+        let none = HeaderMap::new();
+        let sent = Sent::of(&none);
+        assert!(sent.content_type.is_none() && sent.request_id.is_none());
+        assert!(sent.traceparent.is_none() && !sent.upgrade());
     }
 }
 

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use prometheus_client::metrics::counter::Counter;
@@ -125,12 +125,10 @@ impl TraceContext {
     }
 
     /// The context of a request: the caller's trace continued when its
-    /// `traceparent` is valid, else a new trace sampled with `ratio`.
-    pub fn from_headers(headers: &HeaderMap, ratio: f64) -> Self {
-        if let Some(ctx) = headers
-            .get(&TRACEPARENT)
-            .and_then(|v| Self::parse(v.as_bytes()))
-        {
+    /// `traceparent` (the header's value) is valid, else a new trace
+    /// sampled with `ratio`.
+    pub fn from_traceparent(traceparent: Option<&HeaderValue>, ratio: f64) -> Self {
+        if let Some(ctx) = traceparent.and_then(|v| Self::parse(v.as_bytes())) {
             return ctx;
         }
         Self {
@@ -324,9 +322,9 @@ impl Tracer {
         }
     }
 
-    /// The context of a request with these headers.
-    pub fn context(&self, headers: &HeaderMap) -> TraceContext {
-        TraceContext::from_headers(headers, self.ratio)
+    /// The context of a request that came with this `traceparent` value.
+    pub fn context(&self, traceparent: Option<&HeaderValue>) -> TraceContext {
+        TraceContext::from_traceparent(traceparent, self.ratio)
     }
 
     /// Whether spans of `ctx` are recorded.
@@ -697,18 +695,23 @@ mod tests {
 
     #[test]
     fn starts_a_trace_with_the_ratio() {
-        let h = HeaderMap::new();
-        let ctx = TraceContext::from_headers(&h, 1.0);
+        let ctx = TraceContext::from_traceparent(None, 1.0);
         assert!(ctx.sampled && ctx.parent.is_none() && ctx.trace_id != [0; 16]);
-        assert!(!TraceContext::from_headers(&h, 0.0).sampled);
+        assert!(!TraceContext::from_traceparent(None, 0.0).sampled);
         let sampled = (0..10_000)
-            .filter(|_| TraceContext::from_headers(&h, 0.25).sampled)
+            .filter(|_| TraceContext::from_traceparent(None, 0.25).sampled)
             .count();
         assert!((2_000..3_000).contains(&sampled), "{sampled}");
-        // The caller's decision wins over the ratio.
-        let mut h = HeaderMap::new();
-        h.insert(&TRACEPARENT, HeaderValue::from_static(VALID));
-        assert!(TraceContext::from_headers(&h, 0.0).sampled);
+        // The caller's decision wins over the ratio; a malformed value
+        // starts a new trace.
+        let valid = HeaderValue::from_static(VALID);
+        assert!(TraceContext::from_traceparent(Some(&valid), 0.0).sampled);
+        let bad = HeaderValue::from_static("00-zz");
+        assert!(
+            TraceContext::from_traceparent(Some(&bad), 1.0)
+                .parent
+                .is_none()
+        );
     }
 
     #[test]
