@@ -520,13 +520,15 @@ fn encode(req: &Request<UpstreamBody>) -> Vec<u8> {
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut has_length = false;
     for (name, value) in headers {
+        has_length |= *name == header::CONTENT_LENGTH;
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(header::CONTENT_LENGTH)
+    if !has_length
         && (!body.is_empty() || matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH))
     {
         out.extend_from_slice(b"content-length: ");

@@ -776,7 +776,11 @@ impl Proxy {
             .as_ref()
             .and_then(|a| cookie(&parts.headers, &a.cookie))
             .and_then(|v| u64::from_str_radix(v, 16).ok());
-        let accept_encoding = parts.headers.get(header::ACCEPT_ENCODING).cloned();
+        // Read only for a route that compresses.
+        let accept_encoding = traffic
+            .compression
+            .as_ref()
+            .and_then(|_| parts.headers.get(header::ACCEPT_ENCODING).cloned());
         let idempotent = matches!(
             parts.method,
             Method::GET
