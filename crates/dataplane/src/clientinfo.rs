@@ -77,7 +77,12 @@ pub(crate) fn request_id(sent: Option<&HeaderValue>) -> HeaderValue {
     for (i, b) in id.iter_mut().enumerate() {
         *b = HEX[((random >> (i * 4)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
+    // Owned by a shared allocation from the start: the id is cloned into
+    // the upstream request and the response, and a value built from a
+    // plain buffer would be moved into a second allocation on its first
+    // clone.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id))
+        .expect("hex digits are a valid header value")
 }
 
 /// The request id header's name.
