@@ -650,6 +650,8 @@ impl<'a> Said<'a> {
         };
         for (name, value) in headers {
             if *name == header::CONNECTION {
+                // A value that is not plain text is taken as `close`.
+                said.close |= value.to_str().is_err();
                 for token in value.as_bytes().split(|b| *b == b',') {
                     let token = token.trim_ascii();
                     said.close |= token.eq_ignore_ascii_case(b"close");

@@ -800,6 +800,12 @@ mod tests {
         assert_eq!(declared(&HeaderMap::new()), None);
         assert!(Said::of(&one(header::CONNECTION, "keep-alive, Close")).close);
         assert!(!Said::of(&one(header::CONNECTION, "keep-alive")).close);
+        let mut odd = HeaderMap::new();
+        odd.insert(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"keep-alive\xff").unwrap(),
+        );
+        assert!(Said::of(&odd).close, "a value that is not text closes");
     }
 
     fn one(name: HeaderName, value: &'static str) -> HeaderMap {
