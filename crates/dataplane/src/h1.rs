@@ -624,7 +624,7 @@ fn framing(
 /// What a message's framing and connection headers say, read in one pass
 /// over its headers: a lookup for each name would cost a hash each, more
 /// than walking the few headers a message has.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Said<'a> {
     /// `Connection` names `close`.
     pub(crate) close: bool,
@@ -641,13 +641,7 @@ pub(crate) struct Said<'a> {
 
 impl<'a> Said<'a> {
     pub(crate) fn of(headers: &'a HeaderMap) -> Self {
-        let mut said = Said {
-            close: false,
-            keep_alive: false,
-            transfer_encoding: None,
-            length: None,
-            dated: false,
-        };
+        let mut said = Self::default();
         for (name, value) in headers {
             if *name == header::CONNECTION {
                 // A value that is not plain text is taken as `close`.

@@ -56,9 +56,8 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// the two frees and the filling of the index that a new map costs.
 const SPARE_MAPS: usize = 64;
 
-/// A map reused only if it can hold this many headers without growing
-/// again: larger ones (a request with a hundred headers) are freed rather
-/// than kept.
+/// The largest map kept, in headers it has room for: maps grown larger
+/// (for a request with a hundred headers) are freed rather than kept.
 const SPARE_CAPACITY: usize = 64;
 
 thread_local! {

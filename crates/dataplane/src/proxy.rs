@@ -1497,6 +1497,7 @@ fn forwarding_headers(
 /// found in one pass over them: a lookup for each would cost a hash each,
 /// more than walking the few headers a request has. The first value of
 /// each counts, as a lookup would give.
+#[derive(Default)]
 struct Sent<'a> {
     content_type: Option<&'a HeaderValue>,
     request_id: Option<&'a HeaderValue>,
@@ -1509,13 +1510,7 @@ struct Sent<'a> {
 
 impl<'a> Sent<'a> {
     fn of(headers: &'a HeaderMap) -> Self {
-        let mut sent = Sent {
-            content_type: None,
-            request_id: None,
-            traceparent: None,
-            upgrade_header: false,
-            connection_upgrade: false,
-        };
+        let mut sent = Self::default();
         for (name, value) in headers {
             if *name == header::CONTENT_TYPE {
                 sent.content_type.get_or_insert(value);
