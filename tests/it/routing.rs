@@ -185,22 +185,34 @@ spec:
     assert_eq!(again.status, 200);
 }
 
-async fn send_forwarded(gw: &GatewayProcess) -> testkit::Echo {
+/// Sends a request with forged forwarding headers: a POST with a body
+/// (its body streams through the general HTTP/1.1 client) or a bodiless
+/// GET (the gateway's own keep-alive client).
+async fn send_forwarded(gw: &GatewayProcess, method: Method) -> testkit::Echo {
+    let body = if method == Method::POST {
+        Bytes::from_static(b"hello body")
+    } else {
+        Bytes::new()
+    };
     let reply = HttpClient::new()
         .send(
             gw.http,
-            Method::POST,
+            method,
             "h.example.com:8080",
             "/submit?x=1",
             &[
                 ("x-forwarded-for", "198.51.100.1, 203.0.113.9"),
+                ("x-forwarded-proto", "gopher"),
+                ("x-forwarded-host", "forged.example.com"),
+                ("x-real-ip", "192.0.2.66"),
+                ("traceparent", "00-not-a-trace-01"),
                 ("connection", "x-private-hop"),
                 ("x-private-hop", "secret"),
                 ("keep-alive", "timeout=5"),
                 ("x-kept", "yes"),
                 ("x-request-id", "trace-me-123"),
             ],
-            Bytes::from_static(b"hello body"),
+            body,
         )
         .await
         .unwrap();
@@ -226,33 +238,44 @@ async fn forwarding_headers_and_hop_by_hop() {
         ]),
     );
     // An untrusted peer cannot name the client: its X-Forwarded-For is
-    // replaced.
+    // replaced, and so is every other forwarding header it forged, each
+    // sent once.
     let gw = GatewayProcess::standalone(dir.path(), &[]).await;
-    let echo = send_forwarded(&gw).await;
-    assert_eq!(echo.method, "POST");
-    assert_eq!(echo.path, "/submit");
-    assert_eq!(echo.query, "x=1");
-    assert_eq!(echo.body_length, 10);
-    assert_eq!(echo.header("host"), Some("h.example.com:8080"));
-    assert_eq!(echo.header("x-forwarded-for"), Some("127.0.0.1"));
-    assert_eq!(echo.header("x-real-ip"), Some("127.0.0.1"));
-    assert_eq!(echo.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(echo.header("x-forwarded-host"), Some("h.example.com:8080"));
-    assert_eq!(echo.header("x-request-id"), Some("trace-me-123"));
-    assert_eq!(echo.header("x-kept"), Some("yes"));
-    assert_eq!(echo.header("x-private-hop"), None);
-    assert_eq!(echo.header("keep-alive"), None);
+    for method in [Method::POST, Method::GET] {
+        let echo = send_forwarded(&gw, method.clone()).await;
+        assert_eq!(echo.method, method.as_str());
+        assert_eq!(echo.path, "/submit");
+        assert_eq!(echo.query, "x=1");
+        let length = if method == Method::POST { 10 } else { 0 };
+        assert_eq!(echo.body_length, length);
+        let all = |name: &str| echo.headers.get(name).cloned().unwrap_or_default();
+        assert_eq!(all("host"), ["h.example.com:8080"]);
+        assert_eq!(all("x-forwarded-for"), ["127.0.0.1"], "{method}");
+        assert_eq!(all("x-real-ip"), ["127.0.0.1"], "{method}");
+        assert_eq!(all("x-forwarded-proto"), ["http"], "{method}");
+        assert_eq!(all("x-forwarded-host"), ["h.example.com:8080"], "{method}");
+        assert_eq!(all("x-request-id"), ["trace-me-123"], "{method}");
+        let trace = all("traceparent");
+        assert_eq!(trace.len(), 1, "{method}: {trace:?}");
+        assert_ne!(trace[0], "00-not-a-trace-01", "{method}");
+        assert_eq!(all("x-kept"), ["yes"]);
+        assert_eq!(echo.header("x-private-hop"), None);
+        assert_eq!(echo.header("keep-alive"), None);
+    }
     drop(gw);
 
     // A trusted peer's list is kept and extended; the client is the
     // rightmost untrusted hop.
     let gw = GatewayProcess::standalone(dir.path(), &["--trusted-proxies", "127.0.0.0/8"]).await;
-    let echo = send_forwarded(&gw).await;
-    assert_eq!(
-        echo.header("x-forwarded-for"),
-        Some("198.51.100.1, 203.0.113.9, 127.0.0.1")
-    );
-    assert_eq!(echo.header("x-real-ip"), Some("203.0.113.9"));
+    for method in [Method::POST, Method::GET] {
+        let echo = send_forwarded(&gw, method.clone()).await;
+        assert_eq!(
+            echo.headers["x-forwarded-for"],
+            ["198.51.100.1, 203.0.113.9, 127.0.0.1"],
+            "{method}"
+        );
+        assert_eq!(echo.headers["x-real-ip"], ["203.0.113.9"], "{method}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -42,6 +42,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, UpstreamBody};
+use crate::headers::Forwarding;
 use crate::upstream::{UpstreamError, connect_tcp, lock};
 
 /// Largest response head (status line and headers) accepted.
@@ -247,13 +248,15 @@ impl Pool {
     }
 
     /// Sends `req` (see [`handles`]; origin-form URI, Host header set) to
-    /// `endpoint`.
+    /// `endpoint`, with `forwarding`'s headers in place of any under their
+    /// names in `req`.
     pub(crate) async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
         req: Request<UpstreamBody>,
+        forwarding: Option<&Forwarding>,
     ) -> Result<Response<Body>, UpstreamError> {
-        let head = encode(&req);
+        let head = encode(&req, forwarding);
         let (parts, _) = req.into_parts();
         // The head is encoded: its map can serve the next message.
         crate::headers::recycle_map(parts.headers);
@@ -501,18 +504,20 @@ impl Pool {
     }
 }
 
-/// The request, ready to write: request line, headers, a
-/// `Content-Length` when the body has bytes or the method normally
-/// carries content and none was given, then the body.
-fn encode(req: &Request<UpstreamBody>) -> Vec<u8> {
+/// The request, ready to write: request line, headers (the map's, less
+/// those `forwarding` owns, then `forwarding`'s), a `Content-Length` when
+/// the body has bytes or the method normally carries content and none was
+/// given, then the body.
+fn encode(req: &Request<UpstreamBody>, forwarding: Option<&Forwarding>) -> Vec<u8> {
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let headers = req.headers();
     let body = match req.body() {
         UpstreamBody::Buffered(whole) => whole.bytes(),
         _ => &[],
     };
+    let added = || forwarding.into_iter().flat_map(Forwarding::iter);
     let mut size = req.method().as_str().len() + target.len() + 48 + body.len();
-    for (name, value) in headers {
+    for (name, value) in headers.iter().chain(added()) {
         size += name.as_str().len() + value.len() + 4;
     }
     let mut out = Vec::with_capacity(size);
@@ -521,12 +526,21 @@ fn encode(req: &Request<UpstreamBody>) -> Vec<u8> {
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut has_length = false;
-    for (name, value) in headers {
-        has_length |= *name == header::CONTENT_LENGTH;
+    let mut line = |name: &HeaderName, value: &HeaderValue| {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    };
+    for (name, value) in headers {
+        if forwarding.is_some() && Forwarding::owns(name) {
+            continue;
+        }
+        has_length |= *name == header::CONTENT_LENGTH;
+        line(name, value);
+    }
+    for (name, value) in added() {
+        line(name, value);
     }
     if !has_length
         && (!body.is_empty() || matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH))
@@ -1022,7 +1036,7 @@ mod tests {
         pool: &Arc<Pool>,
         addr: SocketAddr,
     ) -> Result<(Response<()>, Bytes, Option<HeaderMap>), BoxError> {
-        let resp = pool.send(addr, request(Method::GET, "/")).await?;
+        let resp = pool.send(addr, request(Method::GET, "/"), None).await?;
         let (parts, body) = resp.into_parts();
         let collected = body.collect().await?;
         let trailers = collected.trailers().cloned();
@@ -1045,7 +1059,7 @@ mod tests {
             assert_eq!(&body[..], b"hello");
         }
         let resp = pool
-            .send(addr, request(Method::POST, "/submit?a=1&b=2"))
+            .send(addr, request(Method::POST, "/submit?a=1&b=2"), None)
             .await
             .unwrap();
         let _ = resp.into_body().collect().await.unwrap();
@@ -1060,6 +1074,32 @@ mod tests {
             "POST /submit?a=1&b=2 HTTP/1.1\r\nhost: example.test\r\nx-two: a\r\nx-two: b\r\ncontent-length: 0\r\n\r\n"
         );
         assert_eq!(pool.pooled(addr), 1);
+    }
+
+    #[tokio::test]
+    async fn writes_the_gateways_headers_in_place_of_the_clients() {
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let (addr, seen) = upstream(vec![(ok, false)]).await;
+        let mut req = request(Method::GET, "/");
+        let h = req.headers_mut();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("forged"));
+        h.insert("traceparent", HeaderValue::from_static("forged"));
+        let forwarding = Forwarding {
+            forwarded_for: Some(HeaderValue::from_static("192.0.2.1")),
+            request_id: Some(HeaderValue::from_static("id-1")),
+            ..Forwarding::default()
+        };
+        let resp = pool().send(addr, req, Some(&forwarding)).await.unwrap();
+        let _ = resp.into_body().collect().await.unwrap();
+        // The client's values under the gateway's names are gone, those
+        // without a value here (the forwarded host) included; the
+        // gateway's follow the request's own headers.
+        assert_eq!(
+            lock(&seen.heads)[0],
+            "GET / HTTP/1.1\r\nhost: example.test\r\nx-two: a\r\nx-two: b\r\n\
+             x-forwarded-for: 192.0.2.1\r\nx-request-id: id-1\r\n\r\n"
+        );
     }
 
     #[tokio::test]
@@ -1113,7 +1153,10 @@ mod tests {
         ])
         .await;
         let pool = pool();
-        let resp = pool.send(addr, request(Method::HEAD, "/")).await.unwrap();
+        let resp = pool
+            .send(addr, request(Method::HEAD, "/"), None)
+            .await
+            .unwrap();
         assert_eq!(resp.headers()["content-length"], "1000");
         assert!(resp.body().is_end_stream());
         assert_eq!(pool.pooled(addr), 1, "back in the pool at once");
@@ -1191,7 +1234,7 @@ mod tests {
         let _ = get(&pool, addr).await.unwrap();
         // The pooled connection is closed, but maybe not seen as such yet:
         // a POST that finds it dead fails rather than being repeated.
-        let result = pool.send(addr, request(Method::POST, "/")).await;
+        let result = pool.send(addr, request(Method::POST, "/"), None).await;
         let heads = lock(&seen.heads).len();
         match result {
             Ok(resp) => {
@@ -1242,7 +1285,10 @@ mod tests {
         let (addr, _) = upstream(vec![(short, true), (short_chunk, true)]).await;
         let pool = pool();
         for _ in 0..2 {
-            let resp = pool.send(addr, request(Method::GET, "/")).await.unwrap();
+            let resp = pool
+                .send(addr, request(Method::GET, "/"), None)
+                .await
+                .unwrap();
             let err = resp.into_body().collect().await.unwrap_err();
             assert!(
                 err.to_string().contains("before the end of the body"),
@@ -1287,7 +1333,10 @@ mod tests {
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (addr, seen) = upstream(vec![(slow, false), (ok, false)]).await;
         let pool = pool();
-        let resp = pool.send(addr, request(Method::GET, "/")).await.unwrap();
+        let resp = pool
+            .send(addr, request(Method::GET, "/"), None)
+            .await
+            .unwrap();
         let mut body = resp.into_body();
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(&first[..], b"partial");
@@ -1306,7 +1355,7 @@ mod tests {
         *req.body_mut() =
             UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"{\"id\":7}")));
         assert!(handles(&req));
-        let resp = pool.send(addr, req).await.unwrap();
+        let resp = pool.send(addr, req, None).await.unwrap();
         assert_eq!(resp.status(), 201);
         let _ = resp.into_body().collect().await.unwrap();
         // The client's own Content-Length, when it agrees, is kept as is.
@@ -1317,7 +1366,7 @@ mod tests {
             UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"{}")));
         assert!(handles(&req));
         let _ = pool
-            .send(addr, req)
+            .send(addr, req, None)
             .await
             .unwrap()
             .into_body()
@@ -1410,7 +1459,7 @@ mod tests {
         let addr = closed.local_addr().unwrap();
         drop(closed);
         assert!(matches!(
-            pool().send(addr, request(Method::GET, "/")).await,
+            pool().send(addr, request(Method::GET, "/"), None).await,
             Err(UpstreamError::Connect(_))
         ));
     }

@@ -2,10 +2,90 @@
 
 use std::cell::RefCell;
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use telemetry::trace::TRACEPARENT;
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+// Names set on every forwarded request, made once instead of parsed from
+// text each time.
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The headers the gateway itself sets on every request it forwards: who
+/// the client is, how and to which host it came, the request id and the
+/// trace context.
+///
+/// They travel beside the request's header map instead of in it: putting
+/// six headers into a map costs a hash of each name and a probe of the
+/// index, and the HTTP/1.1 client, which most requests take, writes them
+/// straight after the map's own headers. The clients that take a whole map
+/// (HTTP/2, TLS, streamed bodies) get them put in by [`Forwarding::apply`].
+///
+/// The gateway owns these names: whatever the map holds under one of them
+/// (sent by the client, or set by a filter) is not forwarded, and a name
+/// without a value here is not sent at all.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Forwarding {
+    pub(crate) forwarded_for: Option<HeaderValue>,
+    pub(crate) real_ip: Option<HeaderValue>,
+    pub(crate) forwarded_proto: Option<HeaderValue>,
+    pub(crate) forwarded_host: Option<HeaderValue>,
+    pub(crate) request_id: Option<HeaderValue>,
+    pub(crate) traceparent: Option<HeaderValue>,
+}
+
+impl Forwarding {
+    /// Whether `name` is one the gateway sets, so a value under it in the
+    /// request's map is not to be sent.
+    pub(crate) fn owns(name: &HeaderName) -> bool {
+        // Standard names (most of a request's) differ from these custom
+        // ones at the first comparison of each.
+        *name == X_FORWARDED_FOR
+            || *name == X_REAL_IP
+            || *name == X_FORWARDED_PROTO
+            || *name == X_FORWARDED_HOST
+            || *name == X_REQUEST_ID
+            || *name == TRACEPARENT
+    }
+
+    /// Every name the gateway sets, with its value if it has one.
+    fn all(&self) -> [(&'static HeaderName, &Option<HeaderValue>); 6] {
+        [
+            (&X_FORWARDED_FOR, &self.forwarded_for),
+            (&X_REAL_IP, &self.real_ip),
+            (&X_FORWARDED_PROTO, &self.forwarded_proto),
+            (&X_FORWARDED_HOST, &self.forwarded_host),
+            (&X_REQUEST_ID, &self.request_id),
+            (&TRACEPARENT, &self.traceparent),
+        ]
+    }
+
+    /// The headers that have a value, in a fixed order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.all()
+            .into_iter()
+            .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+    }
+
+    /// Puts these headers into `map`, in place of anything it holds under
+    /// their names.
+    pub(crate) fn apply(&self, map: &mut HeaderMap) {
+        for (name, value) in self.all() {
+            match value {
+                Some(v) => {
+                    map.insert(name.clone(), v.clone());
+                }
+                None => {
+                    map.remove(name);
+                }
+            }
+        }
+    }
+}
 
 /// Removes the headers that describe one connection rather than the
 /// message (RFC 9110 §7.6.1): the fixed list, and any header the
@@ -105,6 +185,69 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
+
+    fn forwarding() -> Forwarding {
+        Forwarding {
+            forwarded_for: Some(HeaderValue::from_static("192.0.2.1")),
+            real_ip: Some(HeaderValue::from_static("192.0.2.1")),
+            forwarded_proto: Some(HeaderValue::from_static("https")),
+            forwarded_host: None,
+            request_id: Some(HeaderValue::from_static("id-1")),
+            traceparent: Some(HeaderValue::from_static("00-trace-span-01")),
+        }
+    }
+
+    #[test]
+    fn the_gateway_owns_its_forwarding_names_only() {
+        for name in [
+            "x-forwarded-for",
+            "x-real-ip",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-request-id",
+            "traceparent",
+        ] {
+            assert!(Forwarding::owns(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in [
+            "host",
+            "x-forwarded-uri",
+            "forwarded",
+            "tracestate",
+            "x-real",
+        ] {
+            assert!(!Forwarding::owns(&HeaderName::from_static(name)), "{name}");
+        }
+        let all = forwarding();
+        let named: Vec<_> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            named,
+            [
+                "x-forwarded-for",
+                "x-real-ip",
+                "x-forwarded-proto",
+                "x-request-id",
+                "traceparent"
+            ],
+            "values only, in a fixed order"
+        );
+    }
+
+    #[test]
+    fn applied_forwarding_replaces_what_the_map_had() {
+        let mut map = HeaderMap::new();
+        map.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        map.append("x-forwarded-for", HeaderValue::from_static("7.7.7.7"));
+        map.insert("x-forwarded-host", HeaderValue::from_static("forged"));
+        map.insert("x-kept", HeaderValue::from_static("yes"));
+        forwarding().apply(&mut map);
+        let all = |name: &str| -> Vec<_> { map.get_all(name).iter().cloned().collect() };
+        assert_eq!(all("x-forwarded-for"), ["192.0.2.1"]);
+        assert_eq!(all("x-forwarded-proto"), ["https"]);
+        assert_eq!(all("x-request-id"), ["id-1"]);
+        assert!(all("x-forwarded-host").is_empty(), "no value: not sent");
+        assert_eq!(all("x-kept"), ["yes"]);
+    }
 
     #[test]
     fn recycled_maps_come_back_empty_with_room() {

@@ -59,7 +59,7 @@ async fn probe(
             crate::body::Whole::new(Bytes::new()),
         ));
     let Ok(req) = req else { return false };
-    let sent = upstreams.send(transport, endpoint.addr, &endpoint.authority, req);
+    let sent = upstreams.send(transport, endpoint.addr, &endpoint.authority, req, None);
     match tokio::time::timeout(policy.timeout, sent).await {
         Ok(Ok(resp)) => {
             let ok = resp.status().is_success() || resp.status().is_redirection();

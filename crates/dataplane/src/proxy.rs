@@ -37,7 +37,7 @@ use crate::cache::CacheCounters;
 use crate::cache::ResponseCache;
 use crate::clientinfo::{self, Cidr};
 use crate::grpc::{self, GrpcKind};
-use crate::headers::strip_hop_by_hop;
+use crate::headers::{Forwarding, strip_hop_by_hop};
 use crate::lb::{EndpointState, InFlight, Outcome, stable_hash};
 use crate::observe::Observation;
 use crate::ratelimit::RateLimitCounters;
@@ -50,12 +50,6 @@ use telemetry::trace::TRACEPARENT;
 const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
-// Names set on every request, made once instead of parsed from text each
-// time.
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
@@ -213,6 +207,8 @@ struct Head {
     method: Method,
     path_and_query: PathAndQuery,
     headers: HeaderMap,
+    /// The headers the gateway sets, sent beside `headers`.
+    forwarding: Forwarding,
 }
 
 impl Head {
@@ -848,18 +844,10 @@ impl Proxy {
                 parts.headers.insert(header::HOST, h.clone());
             }
         }
-        forwarding_headers(
-            &mut parts.headers,
-            conn,
-            peer_trusted,
-            client_ip,
-            original_host.clone(),
-            request_id,
-        );
         if !parts.headers.contains_key(header::HOST)
-            && let Some(h) = original_host
+            && let Some(h) = &original_host
         {
-            parts.headers.insert(header::HOST, h);
+            parts.headers.insert(header::HOST, h.clone());
         }
         if let Some((upgrade, connection)) = upgrade_headers {
             if let Some(u) = upgrade {
@@ -874,9 +862,15 @@ impl Proxy {
         // attempt's own span, when spans are recorded).
         let trace = extras.obs.trace;
         let recording = extras.obs.recording;
-        parts
-            .headers
-            .insert(TRACEPARENT.clone(), trace.traceparent(&trace.span_id));
+        let forwarding = forwarding(
+            &parts.headers,
+            conn,
+            peer_trusted,
+            client_ip,
+            original_host,
+            request_id,
+            trace.traceparent(&trace.span_id),
+        );
         let path_and_query = match (upstream_path, &path) {
             // Unchanged: reuse the request's own bytes.
             (None, Cow::Borrowed(_)) => original.unwrap_or_else(|| PathAndQuery::from_static("/")),
@@ -906,6 +900,7 @@ impl Proxy {
             method: parts.method.clone(),
             path_and_query,
             headers: parts.headers,
+            forwarding,
         };
 
         // The body every attempt sends: kept in memory when a retry may
@@ -1020,16 +1015,14 @@ impl Proxy {
                     Instant::now()
                 };
                 let last = retry_policy.is_none_or(|r| attempt >= u32::from(r.attempts));
-                let mut request = if last {
+                let request = if last {
                     head.take_request(attempt_body)
                 } else {
                     head.request(attempt_body)
                 };
                 let span = recording.then(|| (telemetry::trace::new_span_id(), SystemTime::now()));
                 if let Some((id, _)) = &span {
-                    request
-                        .headers_mut()
-                        .insert(TRACEPARENT.clone(), trace.traceparent(id));
+                    head.forwarding.traceparent = Some(trace.traceparent(id));
                 }
                 let transport = Transport::of(cluster);
                 let per_try = retry_policy
@@ -1043,7 +1036,8 @@ impl Proxy {
                         &transport,
                         endpoint.addr,
                         &endpoint.authority,
-                        request
+                        request,
+                        Some(&head.forwarding),
                     ));
                     match per_try {
                         Some(t) if retry_policy.is_some() => {
@@ -1306,6 +1300,7 @@ impl Proxy {
             endpoint.addr,
             &endpoint.authority,
             head.request(body),
+            Some(&head.forwarding),
         );
         let result = match timeout {
             Some(t) => tokio::time::timeout(t, sent)
@@ -1402,8 +1397,15 @@ impl Proxy {
             let Some(copy) = copies.pop() else { break };
             let upstreams = self.upstreams.clone();
             let req = head.request(copy);
+            let forwarding = head.forwarding.clone();
             tokio::spawn(async move {
-                let sent = upstreams.send(&protocol, endpoint.addr, &endpoint.authority, req);
+                let sent = upstreams.send(
+                    &protocol,
+                    endpoint.addr,
+                    &endpoint.authority,
+                    req,
+                    Some(&forwarding),
+                );
                 match tokio::time::timeout(timeout, sent).await {
                     Ok(Ok(resp)) => {
                         // Read the answer so the connection can be reused.
@@ -1459,38 +1461,36 @@ fn cluster_of<'a>(
     }
 }
 
-/// Sets the headers that tell the upstream about the client.
-fn forwarding_headers(
-    headers: &mut HeaderMap,
+/// The headers the gateway sets on the upstream request (see
+/// [`Forwarding`]); `headers` is the request's map, read for a trusted
+/// peer's `X-Forwarded-For`.
+fn forwarding(
+    headers: &HeaderMap,
     conn: &Connection,
     peer_trusted: bool,
     client_ip: IpAddr,
     original_host: Option<HeaderValue>,
     request_id: &HeaderValue,
-) {
-    if peer_trusted {
-        clientinfo::forwarded_for(headers, conn.peer.ip(), true);
+    traceparent: HeaderValue,
+) -> Forwarding {
+    let forwarded_for = if peer_trusted {
+        clientinfo::forwarded_for(headers, conn.peer.ip(), true)
     } else {
-        headers.insert(X_FORWARDED_FOR.clone(), conn.peer_value.clone());
+        Some(conn.peer_value.clone())
+    };
+    let real_ip = if client_ip == conn.peer.ip() {
+        Some(conn.peer_value.clone())
+    } else {
+        HeaderValue::try_from(client_ip.to_canonical().to_string()).ok()
+    };
+    Forwarding {
+        forwarded_for,
+        real_ip,
+        forwarded_proto: Some(HeaderValue::from_static(conn.scheme.as_str())),
+        forwarded_host: original_host,
+        request_id: Some(request_id.clone()),
+        traceparent: Some(traceparent),
     }
-    if client_ip == conn.peer.ip() {
-        headers.insert(X_REAL_IP.clone(), conn.peer_value.clone());
-    } else if let Ok(v) = HeaderValue::try_from(client_ip.to_canonical().to_string()) {
-        headers.insert(X_REAL_IP.clone(), v);
-    }
-    headers.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(conn.scheme.as_str()),
-    );
-    match original_host {
-        Some(h) => {
-            headers.insert(X_FORWARDED_HOST.clone(), h);
-        }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
-        }
-    }
-    headers.insert(clientinfo::request_id_header().clone(), request_id.clone());
 }
 
 /// The headers the pipeline reads from a request as the client sent it,

@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::body::{BoxError, FromUpstream, UpstreamBody};
+use crate::headers::Forwarding;
 
 /// Why an upstream request failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,13 +105,16 @@ impl Upstreams {
     }
 
     /// Sends `req` (whose URI holds the path and query; the Host header
-    /// names the virtual host) to `endpoint` over `protocol`.
+    /// names the virtual host) to `endpoint` over `protocol`, with the
+    /// gateway's own headers, `forwarding`, in place of any under their
+    /// names in `req`.
     pub(crate) async fn send(
         &self,
         transport: &Transport,
         endpoint: SocketAddr,
         authority: &Authority,
         mut req: Request<UpstreamBody>,
+        forwarding: Option<&Forwarding>,
     ) -> Result<Response<FromUpstream>, UpstreamError> {
         let path_and_query = req
             .uri()
@@ -125,12 +129,18 @@ impl Upstreams {
                     // Plain HTTP/1.1: our own pools, origin-form target.
                     *req.uri_mut() = Uri::from(path_and_query);
                     if crate::h1::handles(&req) {
-                        let resp = self.direct.send(endpoint, req).await?;
+                        let resp = self.direct.send(endpoint, req, forwarding).await?;
                         return Ok(resp.map(FromUpstream::Direct));
+                    }
+                    if let Some(f) = forwarding {
+                        f.apply(req.headers_mut());
                     }
                     let resp = self.http1.send(endpoint, req).await?;
                     return Ok(resp.map(FromUpstream::Hyper));
                 };
+                if let Some(f) = forwarding {
+                    f.apply(req.headers_mut());
+                }
                 *req.uri_mut() = uri(UriScheme::HTTPS, authority.clone(), path_and_query);
                 // The (boxed) response future is made first, so the TLS
                 // client handle is not kept across the await.
@@ -146,6 +156,9 @@ impl Upstreams {
                 })
             }
             UpstreamProtocol::H2c => {
+                if let Some(f) = forwarding {
+                    f.apply(req.headers_mut());
+                }
                 // `:authority` is the virtual host the client asked for.
                 let host = req
                     .headers()
