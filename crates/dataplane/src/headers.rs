@@ -53,7 +53,7 @@ impl Forwarding {
     }
 
     /// Every name the gateway sets, with its value if it has one.
-    fn all(&self) -> [(&'static HeaderName, &Option<HeaderValue>); 6] {
+    pub(crate) fn all(&self) -> [(&'static HeaderName, &Option<HeaderValue>); 6] {
         [
             (&X_FORWARDED_FOR, &self.forwarded_for),
             (&X_REAL_IP, &self.real_ip),
@@ -62,13 +62,6 @@ impl Forwarding {
             (&X_REQUEST_ID, &self.request_id),
             (&TRACEPARENT, &self.traceparent),
         ]
-    }
-
-    /// The headers that have a value, in a fixed order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.all()
-            .into_iter()
-            .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
     }
 
     /// Puts these headers into `map`, in place of anything it holds under
@@ -218,18 +211,22 @@ mod tests {
         ] {
             assert!(!Forwarding::owns(&HeaderName::from_static(name)), "{name}");
         }
-        let all = forwarding();
-        let named: Vec<_> = all.iter().map(|(n, _)| n.as_str()).collect();
+        let named: Vec<_> = forwarding()
+            .all()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.is_some()))
+            .collect();
         assert_eq!(
             named,
             [
-                "x-forwarded-for",
-                "x-real-ip",
-                "x-forwarded-proto",
-                "x-request-id",
-                "traceparent"
+                ("x-forwarded-for", true),
+                ("x-real-ip", true),
+                ("x-forwarded-proto", true),
+                ("x-forwarded-host", false),
+                ("x-request-id", true),
+                ("traceparent", true),
             ],
-            "values only, in a fixed order"
+            "every name, in a fixed order"
         );
     }
 
