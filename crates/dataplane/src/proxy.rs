@@ -896,7 +896,7 @@ impl Proxy {
                     .map_err(|_| ProxyError::BadPath(snapshot::PathError::BadEscape))?
             }
         };
-        let head = Head {
+        let mut head = Head {
             method: parts.method.clone(),
             path_and_query,
             headers: parts.headers,
@@ -981,7 +981,6 @@ impl Proxy {
             route_state.budget.deposit(r.budget_percent);
         }
         let method = head.method.clone();
-        let mut head = head;
         let metrics = &self.telemetry.metrics;
         // One reading of the clock starts both the request's time limit
         // and its first attempt.
