@@ -104,6 +104,8 @@ struct Conn {
     /// Where the last parsed head's names and values are (kept to reuse
     /// its allocation).
     fields: Vec<Field>,
+    /// The names of the last head parsed.
+    names: Names,
     /// When its latest exchange began: what its idle time is counted
     /// from once it is back in the pool (a little early, never late, and
     /// no second reading of the clock per request).
@@ -180,19 +182,78 @@ pub(crate) fn place(buf: &[u8], part: &[u8]) -> (usize, usize) {
 }
 
 /// The header map of a head split off as `raw`, its values sharing
-/// `raw`'s bytes, with room for `room` more headers.
+/// `raw`'s bytes, with room for `room` more headers; `names` holds the
+/// names of the connection's previous head.
 pub(crate) fn header_map(
     raw: &Bytes,
     fields: &[Field],
     room: usize,
+    names: &mut Names,
 ) -> Result<HeaderMap, http::Error> {
     let mut headers = crate::headers::empty_map(fields.len() + room);
-    for f in fields {
-        let name = HeaderName::from_bytes(&raw[f.name.0..f.name.1])?;
+    for (i, f) in fields.iter().enumerate() {
+        let name = names.name(i, &raw[f.name.0..f.name.1])?;
         let value = HeaderValue::from_maybe_shared(raw.slice(f.value.0..f.value.1))?;
         headers.append(name, value);
     }
     Ok(headers)
+}
+
+/// The header names of the last head read on one connection, by position,
+/// with their bytes as they were sent. A keep-alive peer sends the same
+/// names in the same order message after message: a name found again is
+/// one comparison of bytes, where making it anew means lowercasing,
+/// checking every byte and looking it up among the standard names (and an
+/// allocation for any other name).
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    seen: Vec<Seen>,
+}
+
+/// Positions remembered: a head's first few headers, the ones a client
+/// repeats (at most about 1 KiB a connection).
+const NAMES_KEPT: usize = 16;
+
+/// The longest name remembered, in bytes.
+const NAME_KEPT_BYTES: usize = 32;
+
+#[derive(Debug)]
+struct Seen {
+    raw: [u8; NAME_KEPT_BYTES],
+    len: u8,
+    name: HeaderName,
+}
+
+impl Names {
+    /// The name sent as `raw` at position `i` of a head.
+    pub(crate) fn name(
+        &mut self,
+        i: usize,
+        raw: &[u8],
+    ) -> Result<HeaderName, http::header::InvalidHeaderName> {
+        if let Some(seen) = self.seen.get(i)
+            && usize::from(seen.len) == raw.len()
+            && seen.raw[..raw.len()] == *raw
+        {
+            return Ok(seen.name.clone());
+        }
+        let name = HeaderName::from_bytes(raw)?;
+        if raw.len() <= NAME_KEPT_BYTES && i <= self.seen.len() && i < NAMES_KEPT {
+            let mut kept = [0; NAME_KEPT_BYTES];
+            kept[..raw.len()].copy_from_slice(raw);
+            let seen = Seen {
+                raw: kept,
+                len: raw.len() as u8,
+                name: name.clone(),
+            };
+            if i == self.seen.len() {
+                self.seen.push(seen);
+            } else {
+                self.seen[i] = seen;
+            }
+        }
+        Ok(name)
+    }
 }
 
 /// Idle connections by endpoint.
@@ -397,8 +458,8 @@ impl Pool {
                 .extend(parsed.headers.iter().map(|h| Field::of(buf, h)));
             let raw = conn.buf.split_to(len).freeze();
             // Room for the headers the gateway adds to the response.
-            let mut headers =
-                header_map(&raw, &conn.fields, 4).map_err(|e| Failure::Failed(Box::new(e)))?;
+            let mut headers = header_map(&raw, &conn.fields, 4, &mut conn.names)
+                .map_err(|e| Failure::Failed(Box::new(e)))?;
             let framing = framing(&mut headers, version, status, bodiless_answer)
                 .map_err(|e| Failure::Failed(format!("{e} (from {endpoint})").into()))?;
             let mut resp = Response::new(framing);
@@ -490,6 +551,7 @@ impl Pool {
             io: connect_tcp(endpoint, self.connect_timeout).await?,
             buf: BytesMut::with_capacity(READ_CHUNK),
             fields: Vec::new(),
+            names: Names::default(),
             since: Instant::now(),
         }))
     }
@@ -1057,6 +1119,30 @@ mod tests {
             collected.to_bytes(),
             trailers,
         ))
+    }
+
+    #[test]
+    fn remembered_names_are_found_again_by_their_exact_bytes() {
+        let mut names = Names::default();
+        let first = names.name(0, b"X-Custom").unwrap();
+        assert_eq!(first, "x-custom");
+        assert_eq!(names.name(0, b"X-Custom").unwrap(), first);
+        // The same name in another case, another name of the same length,
+        // the same name at another place: each made and checked anew.
+        assert_eq!(names.name(0, b"x-custom").unwrap(), "x-custom");
+        assert_eq!(names.name(0, b"x-custon").unwrap(), "x-custon");
+        assert_eq!(names.name(1, b"x-custom").unwrap(), "x-custom");
+        // What is not a name is refused wherever it comes.
+        assert!(names.name(0, b"x custom").is_err());
+        assert!(names.name(1, b"").is_err());
+        assert_eq!(names.name(1, b"x-custom").unwrap(), "x-custom");
+        // Long names and late places are made every time, not kept.
+        let long = "x-".repeat(40);
+        assert_eq!(names.name(2, long.as_bytes()).unwrap(), long.as_str());
+        assert_eq!(names.name(2, long.as_bytes()).unwrap(), long.as_str());
+        assert_eq!(names.name(40, b"Host").unwrap(), header::HOST);
+        assert!(names.seen.len() <= NAMES_KEPT);
+        assert!(names.seen.len() == 2, "{:?}", names.seen);
     }
 
     #[tokio::test]

@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::body::{FromClient, ProxyBody};
-use crate::h1::{Field, Said, header_map, place, poll_fill};
+use crate::h1::{Field, Names, Said, header_map, place, poll_fill};
 use crate::proxy::{Connection, Proxy};
 use crate::proxy_protocol::Prefixed;
 
@@ -98,6 +98,7 @@ where
         pieces: Vec::new(),
         queued: 0,
         fields: Vec::new(),
+        names: Names::default(),
     };
     let mut deadline = pin!(tokio::time::sleep(limits.header_timeout));
     loop {
@@ -140,7 +141,7 @@ where
             }
         };
         let bytes = c.buf.split_to(head.len).freeze();
-        let Some(req) = head.request(&bytes, &c.fields) else {
+        let Some(req) = head.request(&bytes, &c.fields, &mut c.names) else {
             // Something the http types refuse although httparse took it:
             // hyper's server gives the answer.
             return Outcome::HandOver(c.hand_over(Some(&bytes)));
@@ -195,6 +196,8 @@ struct Conn<S> {
     queued: usize,
     /// Where the last parsed head's header names and values are.
     fields: Vec<Field>,
+    /// The header names of the last request head.
+    names: Names,
 }
 
 impl<S> Conn<S>
@@ -580,12 +583,17 @@ fn parse(buf: &[u8], limits: &Limits, fields: &mut Vec<Field>) -> Parsed {
 impl Head {
     /// The request, its values sharing `bytes` (the head); `None` when the
     /// http types refuse part of it.
-    fn request(&self, bytes: &Bytes, fields: &[Field]) -> Option<Request<FromClient>> {
+    fn request(
+        &self,
+        bytes: &Bytes,
+        fields: &[Field],
+        names: &mut Names,
+    ) -> Option<Request<FromClient>> {
         let method = Method::from_bytes(&bytes[self.method.0..self.method.1]).ok()?;
         let uri = Uri::from_maybe_shared(bytes.slice(self.target.0..self.target.1)).ok()?;
-        // Room for the forwarding headers the pipeline adds, so the map
-        // is not grown on the way.
-        let headers = header_map(bytes, fields, 6).ok()?;
+        // Room for a few headers the pipeline may add (the gateway's
+        // forwarding headers travel beside the map).
+        let headers = header_map(bytes, fields, 2, names).ok()?;
         let mut req = Request::new(FromClient::Empty);
         *req.method_mut() = method;
         *req.uri_mut() = uri;
@@ -685,7 +693,9 @@ mod tests {
         assert!(head.close);
         assert_eq!(&raw[head.len..], b"GET /next");
         let bytes = Bytes::copy_from_slice(&raw[..head.len]);
-        let req = head.request(&bytes, &fields).unwrap();
+        let req = head
+            .request(&bytes, &fields, &mut Names::default())
+            .unwrap();
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri().path(), "/p");
         assert_eq!(req.uri().query(), Some("q=1"));
@@ -700,7 +710,43 @@ mod tests {
             panic!("httparse refused it");
         };
         let bytes = Bytes::copy_from_slice(&raw[..head.len]);
-        assert!(head.request(&bytes, &fields).is_none());
+        assert!(
+            head.request(&bytes, &fields, &mut Names::default())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn successive_heads_on_a_connection_keep_their_own_names() {
+        // The connection's remembered names must never stand in for a
+        // different name at the same place, of the same length or not.
+        let mut names = Names::default();
+        let mut fields = Vec::new();
+        let heads: [&[u8]; 4] = [
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Api-Key: k\r\nAccept: */*\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Api-Key: k\r\nAccept: */*\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Api-Kez: k\r\nAccepted: */*\r\n\r\n",
+            b"GET / HTTP/1.1\r\nhost: a\r\n\r\n",
+        ];
+        let mut seen = Vec::new();
+        for raw in heads {
+            let Parsed::Complete(head) = parse(raw, &limits(), &mut fields) else {
+                panic!("not parsed");
+            };
+            let bytes = Bytes::copy_from_slice(&raw[..head.len]);
+            let req = head.request(&bytes, &fields, &mut names).unwrap();
+            let mut keys: Vec<_> = req
+                .headers()
+                .keys()
+                .map(|k| k.as_str().to_owned())
+                .collect();
+            keys.sort();
+            seen.push(keys);
+        }
+        assert_eq!(seen[0], ["accept", "host", "x-api-key"]);
+        assert_eq!(seen[1], seen[0]);
+        assert_eq!(seen[2], ["accepted", "host", "x-api-kez"]);
+        assert_eq!(seen[3], ["host"]);
     }
 
     #[test]
