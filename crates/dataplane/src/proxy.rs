@@ -310,7 +310,7 @@ impl Proxy {
         let sent = Sent::of(req.headers());
         let grpc = grpc::kind(sent.content_type).map(|(k, s)| (k, s.to_owned()));
         let request_id = clientinfo::request_id(sent.request_id);
-        let upgrade = sent.upgrade();
+        let asked = sent.asked();
         let mut extras = Extras {
             obs: Observation::start(
                 &self.telemetry,
@@ -328,7 +328,7 @@ impl Proxy {
         // or allocated per request for it (hyper's servers box it; see
         // `listener.rs`).
         let mut resp = match self
-            .proxy(req, conn, upgrade, &request_id, grpc.as_ref(), &mut extras)
+            .proxy(req, conn, asked, &request_id, grpc.as_ref(), &mut extras)
             .await
         {
             Ok(resp) => resp,
@@ -384,7 +384,7 @@ impl Proxy {
         &self,
         mut req: Request<FromClient>,
         conn: &Connection,
-        upgrade: bool,
+        asked: Asked,
         request_id: &HeaderValue,
         grpc: Option<&(GrpcKind, String)>,
         extras: &mut Extras,
@@ -392,7 +392,7 @@ impl Proxy {
         // Phase 1: load. This Arc keeps the configuration this request
         // started with alive until it is done, whatever is published.
         let active = self.gateway.load();
-        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let on_upgrade = asked.upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, incoming) = req.into_parts();
         let (incoming, bytes_in) = ClientBody::new(incoming);
         extras.obs.bytes_in = bytes_in;
@@ -407,7 +407,7 @@ impl Proxy {
         if extras.obs.detailed() {
             raw_path.clone_into(&mut extras.obs.path);
         }
-        let (host, host_port) = request_host(&parts).ok_or(ProxyError::BadHost)?;
+        let (host, host_port) = request_host(&parts, &asked).ok_or(ProxyError::BadHost)?;
         if extras.obs.detailed() {
             host.as_ref().clone_into(&mut extras.obs.host);
         }
@@ -812,13 +812,9 @@ impl Proxy {
                 }
                 value
             }
-            None => parts.headers.get(header::HOST).cloned(),
+            None => asked.host.clone(),
         };
-        let keep_te = grpc.is_some()
-            || parts
-                .headers
-                .get(header::TE)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        let keep_te = grpc.is_some() || asked.te_trailers;
         let upgrade_headers = on_upgrade.as_ref().map(|_| {
             (
                 parts.headers.get(header::UPGRADE).cloned(),
@@ -1505,6 +1501,24 @@ struct Sent<'a> {
     upgrade_header: bool,
     /// A `Connection` header naming `upgrade`.
     connection_upgrade: bool,
+    host: Option<&'a HeaderValue>,
+    /// More than one `Host` header.
+    several_hosts: bool,
+    te: Option<&'a HeaderValue>,
+}
+
+/// What the client's own headers said that the pipeline needs later, when
+/// the request may have been changed: read in [`Sent`]'s pass rather than
+/// looked up.
+struct Asked {
+    /// The first `Host` header.
+    host: Option<HeaderValue>,
+    /// More than one `Host` header (refused).
+    several_hosts: bool,
+    /// The first `TE` header is `trailers` (passed on).
+    te_trailers: bool,
+    /// The request asks to switch protocols.
+    upgrade: bool,
 }
 
 impl<'a> Sent<'a> {
@@ -1524,6 +1538,11 @@ impl<'a> Sent<'a> {
                 sent.request_id.get_or_insert(value);
             } else if *name == TRACEPARENT {
                 sent.traceparent.get_or_insert(value);
+            } else if *name == header::HOST {
+                sent.several_hosts |= sent.host.is_some();
+                sent.host.get_or_insert(value);
+            } else if *name == header::TE {
+                sent.te.get_or_insert(value);
             }
         }
         sent
@@ -1533,6 +1552,19 @@ impl<'a> Sent<'a> {
     /// like).
     fn upgrade(&self) -> bool {
         self.upgrade_header && self.connection_upgrade
+    }
+
+    /// What the pipeline reads of these headers after the request has
+    /// left their map.
+    fn asked(&self) -> Asked {
+        Asked {
+            host: self.host.cloned(),
+            several_hosts: self.several_hosts,
+            te_trailers: self
+                .te
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers")),
+            upgrade: self.upgrade(),
+        }
     }
 }
 
@@ -1619,13 +1651,16 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// (RFC 9112 §3.2), or an HTTP/2 or HTTP/3 request's Host names another
 /// authority than its `:authority` (RFC 9113 §8.3.1). An HTTP/1.1
 /// absolute-form target's authority wins over its Host header, which is
-/// replaced on the way upstream (RFC 9112 §3.2.2).
-fn request_host(parts: &http::request::Parts) -> Option<(Cow<'_, str>, Option<u16>)> {
-    let mut hosts = parts.headers.get_all(header::HOST).iter();
-    let host_header = hosts.next();
-    if hosts.next().is_some() {
+/// replaced on the way upstream (RFC 9112 §3.2.2). The Host headers are
+/// those the client sent, from `asked`.
+fn request_host<'a>(
+    parts: &'a http::request::Parts,
+    asked: &'a Asked,
+) -> Option<(Cow<'a, str>, Option<u16>)> {
+    if asked.several_hosts {
         return None;
     }
+    let host_header = asked.host.as_ref();
     let raw = match parts.uri.authority() {
         Some(a) => {
             let a = without_userinfo(a);
@@ -1722,7 +1757,8 @@ mod tests {
             b = b.header("host", h);
         }
         let (parts, ()) = b.body(()).unwrap().into_parts();
-        request_host(&parts).map(|(h, p)| (h.into_owned(), p))
+        let asked = Sent::of(&parts.headers).asked();
+        request_host(&parts, &asked).map(|(h, p)| (h.into_owned(), p))
     }
 
     #[test]
@@ -1761,7 +1797,9 @@ mod tests {
             }
             b.body(()).unwrap().into_parts().0
         };
-        let host = |p: &http::request::Parts| request_host(p).map(|(h, _)| h.into_owned());
+        let host = |p: &http::request::Parts| {
+            request_host(p, &Sent::of(&p.headers).asked()).map(|(h, _)| h.into_owned())
+        };
         // Two Host headers, whether they agree or not (RFC 9112 §3.2).
         for hosts in [["a.example", "b.example"], ["a.example", "a.example"]] {
             assert_eq!(host(&parts(Version::HTTP_11, "/", &hosts)), None);
@@ -1830,14 +1868,32 @@ mod tests {
         h.append(&TRACEPARENT, HeaderValue::from_static("first"));
         h.append(&TRACEPARENT, HeaderValue::from_static("second"));
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        h.append(header::TE, HeaderValue::from_static("Trailers"));
+        h.append(header::TE, HeaderValue::from_static("gzip"));
+        h.insert(header::HOST, HeaderValue::from_static("a.example"));
         let sent = Sent::of(&h);
         assert_eq!(sent.content_type, h.get(header::CONTENT_TYPE));
         assert_eq!(sent.request_id.unwrap(), "one");
         assert_eq!(sent.traceparent.unwrap(), "first");
+        let asked = sent.asked();
+        assert_eq!(asked.host.unwrap(), "a.example");
+        assert!(!asked.several_hosts && asked.te_trailers && !asked.upgrade);
+        // A second Host is noted whatever it says; a TE other than
+        // `trailers` first is not kept.
+        h.append(header::HOST, HeaderValue::from_static("a.example"));
+        let mut te = h.clone();
+        te.remove(header::TE);
+        te.append(header::TE, HeaderValue::from_static("gzip"));
+        te.append(header::TE, HeaderValue::from_static("trailers"));
+        let asked = Sent::of(&te).asked();
+        assert_eq!(asked.host.unwrap(), "a.example");
+        assert!(asked.several_hosts && !asked.te_trailers);
         let none = HeaderMap::new();
         let sent = Sent::of(&none);
         assert!(sent.content_type.is_none() && sent.request_id.is_none());
         assert!(sent.traceparent.is_none() && !sent.upgrade());
+        let asked = sent.asked();
+        assert!(asked.host.is_none() && !asked.several_hosts && !asked.te_trailers);
     }
 }
 
