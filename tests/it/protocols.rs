@@ -570,6 +570,49 @@ impl<R: std::io::Read> ReadToEndSync for R {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_header_timeout_counts_from_each_wait_for_a_head() {
+    let echo = EchoServer::start("k").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service("k", &[echo.addr]),
+            route(
+                "k",
+                "k.example.com",
+                "  - backends: [{name: k, port: 80}]\n",
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), &["--header-read-timeout", "2s"]).await;
+    let request = b"GET / HTTP/1.1\r\nHost: k.example.com\r\n\r\n";
+    let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let mut buf = Vec::new();
+    let (head, _, _) = ask(&mut s, &mut buf, request, false).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // Most of a timeout later, a second request on the connection is
+    // served, and the wait for a third gets a whole timeout of its own,
+    // not what was left of an earlier one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (head, _, _) = ask(&mut s, &mut buf, request, false).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let idle = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection was kept open: {read:?}"
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_millis(3500),
+        "closed {waited:?} after the last response, with a 2 s header timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn slow_headers_are_cut_off_and_header_limits_hold() {
     let echo = EchoServer::start("l").await;
     let dir = tempfile::tempdir().unwrap();

@@ -102,10 +102,12 @@ where
     };
     let mut deadline = pin!(tokio::time::sleep(limits.header_timeout));
     loop {
-        // A request head, whole, within the header timeout.
-        deadline
-            .as_mut()
-            .reset(Instant::now() + limits.header_timeout);
+        // A request head, whole, within the header timeout. The timer is
+        // left as it is and re-armed only when it goes off before this
+        // head's time is up (it was set for an earlier head, so it never
+        // goes off late): moving it in the runtime's timer wheel for every
+        // request costs more than a rare early wake.
+        let head_deadline = Instant::now() + limits.header_timeout;
         let mut scanned = 0;
         let head = loop {
             // A head that trickles in is parsed again only once its blank
@@ -132,6 +134,10 @@ where
                     Ok(_) => {}
                 },
                 () = &mut deadline => {
+                    if Instant::now() < head_deadline {
+                        deadline.as_mut().reset(head_deadline);
+                        continue;
+                    }
                     if !idle {
                         tracing::debug!(client = %conn.peer, "no complete request head in time");
                     }
