@@ -1688,17 +1688,33 @@ fn without_userinfo(a: &http::uri::Authority) -> &str {
 /// brackets) and port of an authority or a Host header value. `None` when
 /// the port is not a number.
 pub(crate) fn split_host(raw: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
-    // Plain byte scans: these strings are short, and every request has
-    // one (`str`'s char searchers cost several times more here).
-    let last = |s: &str, b: u8| s.bytes().rposition(|c| c == b);
-    let raw = last(raw, b'@').map_or(raw, |at| &raw[at + 1..]);
+    // One backward pass over the bytes (these strings are short, and every
+    // request has one): where the user info ends, the last colon, and
+    // whether any letter needs lowercasing (one in the port fails its
+    // parse below anyway).
+    let mut start = 0;
+    let mut colon = None;
+    let mut upper = false;
+    for (i, &c) in raw.as_bytes().iter().enumerate().rev() {
+        match c {
+            b'@' => {
+                start = i + 1;
+                break;
+            }
+            b':' if colon.is_none() => colon = Some(i),
+            b'A'..=b'Z' => upper = true,
+            _ => {}
+        }
+    }
+    let raw = &raw[start..];
     let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
         // An IPv6 literal keeps its brackets.
         let end = rest.bytes().position(|c| c == b']')? + 2;
         let port = raw[end..].strip_prefix(':');
         (&raw[..end], port)
     } else {
-        match last(raw, b':') {
+        // The colon was found after the user info, in the part kept.
+        match colon.map(|c| c - start) {
             Some(colon) => (&raw[..colon], Some(&raw[colon + 1..])),
             None => (raw, None),
         }
@@ -1708,7 +1724,7 @@ pub(crate) fn split_host(raw: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
         None => None,
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+    let host = if upper {
         Cow::Owned(host.to_ascii_lowercase())
     } else {
         Cow::Borrowed(host)
@@ -1786,6 +1802,33 @@ mod tests {
             host_of("http://user:secret@a.example:81/x", None),
             Some(("a.example".into(), Some(81)))
         );
+    }
+
+    #[test]
+    fn hosts_and_ports_are_split() {
+        let split = |raw: &str| split_host(raw).map(|(h, p)| (h.into_owned(), p));
+        let some = |h: &str, p: Option<u16>| Some((h.to_owned(), p));
+        assert_eq!(split("example.com"), some("example.com", None));
+        assert_eq!(split("Example.COM:8080"), some("example.com", Some(8080)));
+        assert_eq!(split("example.com.:80"), some("example.com", Some(80)));
+        assert_eq!(
+            split("User:Pa:ss@Example.com:81"),
+            some("example.com", Some(81))
+        );
+        assert_eq!(split("a@b@c.example"), some("c.example", None));
+        assert_eq!(split("[::1]"), some("[::1]", None));
+        assert_eq!(split("[::1]:443"), some("[::1]", Some(443)));
+        assert_eq!(split("[FE80::1]:443"), some("[fe80::1]", Some(443)));
+        assert_eq!(split("[::1"), None);
+        assert_eq!(split("example.com:"), None);
+        assert_eq!(split("example.com:8O"), None);
+        assert_eq!(split("example.com:65536"), None);
+        assert_eq!(split(""), some("", None));
+        // Nothing to lowercase: the host is borrowed, not copied.
+        assert!(matches!(
+            split_host("a.example:1"),
+            Some((Cow::Borrowed(_), _))
+        ));
     }
 
     #[test]
