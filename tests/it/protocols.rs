@@ -25,6 +25,33 @@ fn route(name: &str, host: &str, rules: &str) -> String {
     )
 }
 
+/// An echo backend named `name` behind one route for
+/// `{name}.example.com`, and a standalone gateway started with `args`
+/// serving it; the backend and the manifest directory live as long as
+/// what is returned.
+async fn echo_gateway(
+    name: &str,
+    args: &[&str],
+) -> (EchoServer, tempfile::TempDir, GatewayProcess) {
+    let echo = EchoServer::start(name).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(
+        dir.path(),
+        "c.yaml",
+        &docs(&[
+            INGRESS_CLASS.to_owned(),
+            service(name, &[echo.addr]),
+            route(
+                name,
+                &format!("{name}.example.com"),
+                &format!("  - backends: [{{name: {name}, port: 80}}]\n"),
+            ),
+        ]),
+    );
+    let gw = GatewayProcess::standalone(dir.path(), args).await;
+    (echo, dir, gw)
+}
+
 /// Peak resident memory of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -413,22 +440,7 @@ async fn websockets_survive_configuration_swaps_and_idle_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hundred_mib_each_way_with_bounded_memory() {
-    let echo = EchoServer::start("big").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "c.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("big", &[echo.addr]),
-            route(
-                "big",
-                "big.example.com",
-                "  - backends: [{name: big, port: 80}]\n",
-            ),
-        ]),
-    );
-    let gw = GatewayProcess::standalone(dir.path(), &[]).await;
+    let (_echo, _dir, gw) = echo_gateway("big", &[]).await;
     let idle = peak_rss_kib(gw.pid());
     const SIZE: usize = 100 * 1024 * 1024;
     let client = HttpClient::new().with_timeout(Duration::from_secs(120));
@@ -571,22 +583,7 @@ impl<R: std::io::Read> ReadToEndSync for R {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_header_timeout_counts_from_each_wait_for_a_head() {
-    let echo = EchoServer::start("k").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "c.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("k", &[echo.addr]),
-            route(
-                "k",
-                "k.example.com",
-                "  - backends: [{name: k, port: 80}]\n",
-            ),
-        ]),
-    );
-    let gw = GatewayProcess::standalone(dir.path(), &["--header-read-timeout", "2s"]).await;
+    let (_echo, _dir, gw) = echo_gateway("k", &["--header-read-timeout", "2s"]).await;
     let request = b"GET / HTTP/1.1\r\nHost: k.example.com\r\n\r\n";
     let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
     let mut buf = Vec::new();
@@ -614,22 +611,7 @@ async fn the_header_timeout_counts_from_each_wait_for_a_head() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_headers_are_cut_off_and_header_limits_hold() {
-    let echo = EchoServer::start("l").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "c.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("l", &[echo.addr]),
-            route(
-                "l",
-                "l.example.com",
-                "  - backends: [{name: l, port: 80}]\n",
-            ),
-        ]),
-    );
-    let gw = GatewayProcess::standalone(dir.path(), &["--header-read-timeout", "1s"]).await;
+    let (_echo, _dir, gw) = echo_gateway("l", &["--header-read-timeout", "1s"]).await;
 
     // Slowloris: a header line every 300 ms never finishes the request.
     let mut slow = tokio::net::TcpStream::connect(gw.http).await.unwrap();
@@ -709,22 +691,7 @@ async fn slow_headers_are_cut_off_and_header_limits_hold() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn proxy_protocol_names_the_client() {
-    let echo = EchoServer::start("p").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "c.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("p", &[echo.addr]),
-            route(
-                "p",
-                "p.example.com",
-                "  - backends: [{name: p, port: 80}]\n",
-            ),
-        ]),
-    );
-    let gw = GatewayProcess::standalone(dir.path(), &["--proxy-protocol"]).await;
+    let (_echo, _dir, gw) = echo_gateway("p", &["--proxy-protocol"]).await;
     let mut stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
     stream
         .write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 80\r\nGET / HTTP/1.1\r\nHost: p.example.com\r\nConnection: close\r\n\r\n")
@@ -1291,22 +1258,7 @@ async fn ambiguous_hosts_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_that_stop_reading_are_let_go() {
     const SIZE: usize = 48 << 20;
-    let echo = EchoServer::start("big").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_atomic(
-        dir.path(),
-        "b.yaml",
-        &docs(&[
-            INGRESS_CLASS.to_owned(),
-            service("big", &[echo.addr]),
-            route(
-                "big",
-                "big.example.com",
-                "  - backends: [{name: big, port: 80}]\n",
-            ),
-        ]),
-    );
-    let gw = GatewayProcess::standalone(dir.path(), &["--send-timeout", "1s"]).await;
+    let (_echo, _dir, gw) = echo_gateway("big", &["--send-timeout", "1s"]).await;
     let request = |size: usize| {
         format!("GET / HTTP/1.1\r\nHost: big.example.com\r\nx-echo-response-bytes: {size}\r\n\r\n")
     };
