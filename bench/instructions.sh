@@ -12,6 +12,8 @@
 #   N=50000 CONTESTANTS="gatehouse nginx" bench/instructions.sh
 #   KEEP=/tmp/cg CONTESTANTS=gatehouse bench/instructions.sh   # keep the
 #       profiles, for callgrind_annotate --inclusive=yes /tmp/cg/callgrind.*
+#   SIM=1 bench/instructions.sh   # also simulate caches and branch
+#       prediction: data-cache and branch misses per request
 #
 # Arguments are Gatehouse binaries to measure (default
 # target/release/gatehouse). Needs valgrind, h2load, nginx and haproxy.
@@ -41,7 +43,9 @@ sleep 0.3
 measure() {
   local name=$1 port=$2 host=$3
   shift 3
-  valgrind --tool=callgrind --callgrind-out-file="$work/out.%p" "$@" >"$work/log" 2>&1 &
+  local sim=()
+  [ "${SIM:-0}" = 1 ] && sim=(--cache-sim=yes --branch-sim=yes)
+  valgrind --tool=callgrind "${sim[@]}" --callgrind-out-file="$work/out.%p" "$@" >"$work/log" 2>&1 &
   local pid=$!
   for _ in $(seq 600); do
     curl -s -o /dev/null -H "Host: $host" "http://127.0.0.1:$port/" && break
@@ -62,8 +66,10 @@ measure() {
     [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
     sleep 0.1
   done
-  local total
+  local total events totals
   total=$(awk '/^totals:/ {print $2}' "$dump")
+  events=$(awk '/^events:/ {$1 = ""; print}' "$dump")
+  totals=$(awk '/^totals:/ {$1 = ""; print}' "$dump")
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   if [ -n "${KEEP:-}" ]; then
@@ -71,11 +77,24 @@ measure() {
     cp "$dump" "$KEEP/callgrind.$(tr -c 'a-zA-Z0-9\n' '_' <<<"$name" | head -c 60)"
   fi
   rm -f "$work"/out.*
-  awk -v name="$name" -v t="$total" -v n="$N" 'BEGIN {printf "| %s | %.0f |\n", name, t / n}'
+  if [ "${SIM:-0}" = 1 ]; then
+    # Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim
+    awk -v name="$name" -v n="$N" -v e="$events" -v t="$totals" 'BEGIN {
+      split(e, k, " "); split(t, v, " "); for (i in k) x[k[i]] = v[i] / n
+      printf "| %s | %.0f | %.1f | %.1f | %.1f | %.1f |\n", name, x["Ir"], x["I1mr"], x["D1mr"] + x["D1mw"],
+        x["DLmr"] + x["DLmw"] + x["ILmr"], x["Bcm"] + x["Bim"] }'
+  else
+    awk -v name="$name" -v t="$total" -v n="$N" 'BEGIN {printf "| %s | %.0f |\n", name, t / n}'
+  fi
 }
 
-echo "| contestant | user-space instructions per request ($N requests) |"
-echo "| --- | ---: |"
+if [ "${SIM:-0}" = 1 ]; then
+  echo "| contestant | user-space instructions per request ($N requests) | instruction-cache misses | data-cache (L1) misses | last-level misses | mispredicted branches |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+else
+  echo "| contestant | user-space instructions per request ($N requests) |"
+  echo "| --- | ---: |"
+fi
 for c in $CONTESTANTS; do
   case $c in
     gatehouse)
