@@ -23,6 +23,7 @@
 #
 #   bench/compare.sh
 #   ROUNDS=5 DURATION=10s THREADS_LIST="1 2" SCENARIOS="keepalive https" bench/compare.sh
+#   GATEHOUSE=$(bench/pgo.sh | tail -1) bench/compare.sh   # the profile-guided build
 #
 # Needs nginx, haproxy, wrk, h2load and openssl (Debian: nginx haproxy wrk
 # nghttp2-client openssl). Prints Markdown tables.
@@ -45,6 +46,8 @@ for tool in nginx haproxy wrk h2load openssl; do
 done
 cargo build -q --release -p gatehouse -p gatehouse-testkit
 bin=target/release
+# The Gatehouse binary under test (a profile-guided build: bench/pgo.sh).
+GATEHOUSE=${GATEHOUSE:-$bin/gatehouse}
 work=$(mktemp -d)
 certs=/tmp/gatehouse-bench-tls
 bench/certs.sh
@@ -131,17 +134,23 @@ rss_kib() {
   echo "$total"
 }
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+# paired "A LIST" "B LIST": the median of the per-round ratios A_i / B_i
+# (the lists hold one figure per round, in round order).
+paired() {
+  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+    for (i = 1; i <= n; i++) if (y[i] > 0) print x[i] / y[i] }' | median
+}
 hz=$(getconf CLK_TCK)
 
 start_proxies() { # threads
   local t=$1
-  taskset -c "$PROXY_CPU" "$bin/gatehouse" standalone --manifests bench/gatehouse --worker-threads "$t" \
+  taskset -c "$PROXY_CPU" "$GATEHOUSE" standalone --manifests bench/gatehouse --worker-threads "$t" \
     --http-addr 127.0.0.1:18981 --https-addr 127.0.0.1:18987 --admin-addr 127.0.0.1:18990 \
     --default-certificate "$certs/cert.pem" --default-key "$certs/key.pem" \
     --log-level warn --access-log off &
   proxy_pids+=($!)
   gatehouse_pid=$!
-  taskset -c "$PROXY_CPU" "$bin/gatehouse" standalone --manifests "$work/gatehouse10k" --no-https \
+  taskset -c "$PROXY_CPU" "$GATEHOUSE" standalone --manifests "$work/gatehouse10k" --no-https \
     --worker-threads "$t" --http-addr 127.0.0.1:18991 --admin-addr 127.0.0.1:18993 \
     --log-level warn --access-log off &
   proxy_pids+=($!)
@@ -259,8 +268,8 @@ for threads in $THREADS_LIST; do
   echo
   echo "### $threads worker thread(s)"
   echo
-  echo "| scenario | contestant | req/s | vs nginx | CPU µs/request | p50 at $RATE/s | p99 at $RATE/s | RSS |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| scenario | contestant | req/s | vs nginx | CPU µs/request | CPU vs nginx, paired | p50 at $RATE/s | p99 at $RATE/s | RSS |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for s in $SCENARIOS; do
     ref=$(echo "${rps[$s/nginx]:-}" | median)
     for c in "${contestants[@]}"; do
@@ -269,11 +278,15 @@ for threads in $THREADS_LIST; do
       ratio="-"
       [ "$ref" != "-" ] && ratio=$(awk -v a="$r" -v b="$ref" 'BEGIN {printf "%.2f", a / b}')
       c_us=$(echo "${cpu[$s/$c]:-}" | median)
+      c_ratio="-"
+      if [ -n "${cpu[$s/$c]:-}" ] && [ -n "${cpu[$s/nginx]:-}" ]; then
+        c_ratio=$(printf '%.3f' "$(paired "${cpu[$s/$c]}" "${cpu[$s/nginx]}")")
+      fi
       l50=$(echo "${p50[$s/$c]:-}" | median)
       l99=$(echo "${p99[$s/$c]:-}" | median)
       mem="-"
       [ -n "${rss[$s/$c]:-}" ] && mem="$(awk -v k="${rss[$s/$c]}" 'BEGIN {printf "%.1f MiB", k / 1024}')"
-      printf '| %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$s" "$c" "$r" "$ratio" "$c_us" \
+      printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$s" "$c" "$r" "$ratio" "$c_us" "$c_ratio" \
         "${l50}${l50:+ µs}" "${l99}${l99:+ µs}" "$mem" | sed 's/- µs/-/g'
     done
   done
