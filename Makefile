@@ -7,7 +7,7 @@ ADMIN_ADDR ?= 127.0.0.1:9901
 # nextest runs each test in its own process; fall back to cargo test.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: all build release run test test-unit lint fmt clippy crds check-crds clean fuzz bench help tools kubectl helm \
+.PHONY: all build release release-pgo run test test-unit lint fmt clippy crds check-crds clean fuzz bench help tools kubectl helm \
 	chart-lint manifests image e2e shellcheck
 
 all: build
@@ -26,6 +26,13 @@ RELEASE_TARGET ?= $(shell uname -m)-unknown-linux-musl
 release:
 	$(CARGO) build --release --locked --target $(RELEASE_TARGET) -p gatehouse
 	@file target/$(RELEASE_TARGET)/release/gatehouse 2>/dev/null || true
+
+## release-pgo: the same binary built with a profile of the benchmark
+## scenarios (bench/pgo.sh: target/pgo/$(RELEASE_TARGET)/release/gatehouse;
+## needs llvm-profdata of rustc's LLVM version, wrk, h2load, curl, openssl)
+release-pgo:
+	TARGET=$(RELEASE_TARGET) bench/pgo.sh
+	@file target/pgo/$(RELEASE_TARGET)/release/gatehouse 2>/dev/null || true
 
 IMAGE ?= ghcr.io/gatehouse-dev/gatehouse:dev
 ## image: the container image (needs Docker)
