@@ -20,16 +20,17 @@ build:
 # dependencies), built exactly as the Dockerfile builds it.
 RELEASE_TARGET ?= $(shell uname -m)-unknown-linux-musl
 
-## release: the static release binary the container image ships
+## release: the static release binary, without a profile
 ## (target/$(RELEASE_TARGET)/release/gatehouse; needs musl-tools and
 ## `rustup target add $(RELEASE_TARGET)`)
 release:
 	$(CARGO) build --release --locked --target $(RELEASE_TARGET) -p gatehouse
 	@file target/$(RELEASE_TARGET)/release/gatehouse 2>/dev/null || true
 
-## release-pgo: the same binary built with a profile of the benchmark
-## scenarios (bench/pgo.sh: target/pgo/$(RELEASE_TARGET)/release/gatehouse;
-## needs llvm-profdata of rustc's LLVM version, wrk, h2load, curl, openssl)
+## release-pgo: the binary the container image ships: the same, built
+## with a profile of the benchmark scenarios (bench/pgo.sh;
+## target/pgo/$(RELEASE_TARGET)/release/gatehouse; needs llvm-profdata of
+## rustc's LLVM version, wrk, h2load, curl, openssl)
 release-pgo:
 	TARGET=$(RELEASE_TARGET) bench/pgo.sh
 	@file target/pgo/$(RELEASE_TARGET)/release/gatehouse 2>/dev/null || true
