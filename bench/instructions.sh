@@ -13,7 +13,8 @@
 #   KEEP=/tmp/cg CONTESTANTS=gatehouse bench/instructions.sh   # keep the
 #       profiles, for callgrind_annotate --inclusive=yes /tmp/cg/callgrind.*
 #   SIM=1 bench/instructions.sh   # also simulate caches and branch
-#       prediction: data-cache and branch misses per request
+#       prediction: instruction- and data-cache misses and mispredicted
+#       branches per request
 #
 # Arguments are Gatehouse binaries to measure (default
 # target/release/gatehouse). Needs valgrind, h2load, nginx and haproxy.
