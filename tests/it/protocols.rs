@@ -609,6 +609,51 @@ async fn the_header_timeout_counts_from_each_wait_for_a_head() {
     );
 }
 
+/// On a kept-alive HTTP/1.1 connection one timer serves both the header
+/// timeout and each request's time limit: a limit later than the header
+/// timeout still cuts a slow upstream off on time (not at the header
+/// timeout, not later), a request that runs past the header timeout but
+/// within its limit is answered, and the idle connection afterwards still
+/// gets exactly its header timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_limits_and_the_header_timeout_share_a_connection() {
+    let (_echo, _dir, gw) = echo_gateway(
+        "rl",
+        &["--header-read-timeout", "1s", "--upstream-timeout", "2s"],
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let mut buf = Vec::new();
+    let slow = b"GET / HTTP/1.1\r\nHost: rl.example.com\r\nx-echo-delay-ms: 4000\r\n\r\n";
+    let started = std::time::Instant::now();
+    let (head, body, _) = ask(&mut s, &mut buf, slow, false).await;
+    let took = started.elapsed();
+    assert!(head.starts_with("http/1.1 504"), "{head}");
+    assert_eq!(body, b"upstream request timeout\n");
+    assert!(
+        took >= Duration::from_millis(1950) && took < Duration::from_millis(2900),
+        "a 2 s limit cut the request off after {took:?}"
+    );
+
+    let within = b"GET / HTTP/1.1\r\nHost: rl.example.com\r\nx-echo-delay-ms: 1500\r\n\r\n";
+    let started = std::time::Instant::now();
+    let (head, _, _) = ask(&mut s, &mut buf, within, false).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(started.elapsed() >= Duration::from_millis(1450));
+
+    let idle = std::time::Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut [0u8; 1])).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection was kept open: {read:?}"
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(1900),
+        "closed {waited:?} after the last response, with a 1 s header timeout"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_headers_are_cut_off_and_header_limits_hold() {
     let (_echo, _dir, gw) = echo_gateway("l", &["--header-read-timeout", "1s"]).await;

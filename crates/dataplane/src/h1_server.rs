@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::body::{FromClient, ProxyBody};
+use crate::deadline::RequestClock;
 use crate::h1::{Field, Names, Said, header_map, place, poll_fill};
 use crate::proxy::{Connection, Proxy};
 use crate::proxy_protocol::Prefixed;
@@ -100,14 +101,21 @@ where
         fields: Vec::new(),
         names: Names::default(),
     };
+    // One timer for the connection: the header timeout while a head is
+    // awaited, the request's time limit while it runs (`deadline.rs`).
     let mut deadline = pin!(tokio::time::sleep(limits.header_timeout));
+    let clock = RequestClock::new();
     loop {
         // A request head, whole, within the header timeout. The timer is
         // left as it is and re-armed only when it goes off before this
         // head's time is up (it was set for an earlier head, so it never
         // goes off late): moving it in the runtime's timer wheel for every
-        // request costs more than a rare early wake.
+        // request costs more than a rare early wake. Only a request that
+        // ran past the header timeout leaves it set later.
         let head_deadline = Instant::now() + limits.header_timeout;
+        if deadline.deadline() > head_deadline {
+            deadline.as_mut().reset(head_deadline);
+        }
         let mut scanned = 0;
         let head = loop {
             // A head that trickles in is parsed again only once its blank
@@ -156,13 +164,16 @@ where
         let head_only = req.method() == Method::HEAD;
 
         // The pipeline, in this task; a client that goes away meanwhile
-        // cancels it.
+        // cancels it. The connection's timer keeps its time limit.
         let resp = {
-            let mut handling = pin!(proxy.handle(req, conn));
+            let mut handling = pin!(proxy.handle_on(req, conn, Some(&clock)));
             loop {
                 tokio::select! {
                     biased;
                     resp = &mut handling => break resp,
+                    () = clock.alarm(deadline.as_mut()) => {
+                        clock.fired(deadline.as_mut(), limits.header_timeout);
+                    }
                     read = c.fill(), if c.buf.len() < limits.max_head => match read {
                         Ok(0) | Err(_) => {
                             tracing::debug!(client = %conn.peer, "client went away before its response");

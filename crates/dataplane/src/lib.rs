@@ -14,6 +14,7 @@ mod body;
 mod cache;
 mod clientinfo;
 mod compress;
+mod deadline;
 mod grpc;
 mod h1;
 mod h1_server;

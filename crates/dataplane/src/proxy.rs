@@ -17,6 +17,7 @@
 //!    through [`crate::respond`].
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,6 +37,7 @@ use crate::body::{ClientBody, FromClient, FromUpstream, ProxyBody, TeeBody, Upst
 use crate::cache::CacheCounters;
 use crate::cache::ResponseCache;
 use crate::clientinfo::{self, Cidr};
+use crate::deadline::RequestClock;
 use crate::grpc::{self, GrpcKind};
 use crate::headers::{Forwarding, strip_hop_by_hop};
 use crate::lb::{EndpointState, InFlight, Outcome, stable_hash};
@@ -164,7 +166,7 @@ pub struct Proxy {
 }
 
 /// What the response phase adds whatever the outcome.
-struct Extras {
+struct Extras<'a> {
     /// What the log phase records.
     obs: Observation,
     hsts: Option<HeaderValue>,
@@ -174,6 +176,8 @@ struct Extras {
     cors: Option<(Arc<snapshot::CorsPolicy>, HeaderValue)>,
     /// The client's in-flight slot, held until the response body ends.
     slot: Option<crate::ratelimit::ClientSlot>,
+    /// The connection's clock, which keeps the request's time limit.
+    clock: Option<&'a RequestClock>,
 }
 
 /// Paths an ACME server fetches over plain HTTP to validate a domain;
@@ -301,11 +305,22 @@ impl Proxy {
         &self.config.trusted_proxies
     }
 
-    /// Handles one request.
-    pub(crate) async fn handle(
+    /// Handles one request, with a timer of its own for its time limit.
+    pub(crate) fn handle<'a>(
+        &'a self,
+        req: Request<FromClient>,
+        conn: &'a Connection,
+    ) -> impl Future<Output = Response<ProxyBody>> + 'a {
+        self.handle_on(req, conn, None)
+    }
+
+    /// Handles one request; with `clock`, its time limit is kept by the
+    /// connection's timer (see `deadline.rs`).
+    pub(crate) async fn handle_on(
         &self,
         req: Request<FromClient>,
         conn: &Connection,
+        clock: Option<&RequestClock>,
     ) -> Response<ProxyBody> {
         let sent = Sent::of(req.headers());
         let grpc = grpc::kind(sent.content_type).map(|(k, s)| (k, s.to_owned()));
@@ -322,6 +337,7 @@ impl Proxy {
             rate_limit: None,
             cors: None,
             slot: None,
+            clock,
         };
         // Inline, not boxed: the gateway's own HTTP/1.1 server builds this
         // future in place in its connection's state, so nothing is copied
@@ -387,7 +403,7 @@ impl Proxy {
         asked: Asked,
         request_id: &HeaderValue,
         grpc: Option<&(GrpcKind, String)>,
-        extras: &mut Extras,
+        extras: &mut Extras<'_>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Phase 1: load. This Arc keeps the configuration this request
         // started with alive until it is done, whatever is published.
@@ -981,6 +997,7 @@ impl Proxy {
         // One reading of the clock starts both the request's time limit
         // and its first attempt.
         let forwarded = Instant::now();
+        let clock = extras.clock;
         let obs = &mut extras.obs;
         let attempts = async {
             let mut body = Some(first_body);
@@ -1157,11 +1174,15 @@ impl Proxy {
         let answer = {
             let attempts = std::pin::pin!(attempts);
             // A limit too far ahead to represent is none.
-            match timeout.and_then(|t| forwarded.checked_add(t)) {
-                Some(deadline) => tokio::time::timeout_at(deadline.into(), attempts)
+            match (timeout.and_then(|t| forwarded.checked_add(t)), clock) {
+                (Some(deadline), Some(clock)) => clock
+                    .limit(deadline.into(), attempts)
                     .await
                     .map_err(|_| ProxyError::UpstreamTimeout)??,
-                None => attempts.await?,
+                (Some(deadline), None) => tokio::time::timeout_at(deadline.into(), attempts)
+                    .await
+                    .map_err(|_| ProxyError::UpstreamTimeout)??,
+                (None, _) => attempts.await?,
             }
         };
 
