@@ -595,14 +595,7 @@ async fn the_header_timeout_counts_from_each_wait_for_a_head() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (head, _, _) = ask(&mut s, &mut buf, request, false).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
-    let idle = std::time::Instant::now();
-    let mut byte = [0u8; 1];
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte)).await;
-    assert!(
-        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
-        "an idle connection was kept open: {read:?}"
-    );
-    let waited = idle.elapsed();
+    let waited = closed_when_idle(&mut s).await;
     assert!(
         waited >= Duration::from_millis(1900) && waited < Duration::from_millis(3500),
         "closed {waited:?} after the last response, with a 2 s header timeout"
@@ -641,13 +634,7 @@ async fn request_limits_and_the_header_timeout_share_a_connection() {
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(started.elapsed() >= Duration::from_millis(1450));
 
-    let idle = std::time::Instant::now();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut [0u8; 1])).await;
-    assert!(
-        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
-        "an idle connection was kept open: {read:?}"
-    );
-    let waited = idle.elapsed();
+    let waited = closed_when_idle(&mut s).await;
     assert!(
         waited >= Duration::from_millis(900) && waited < Duration::from_millis(1900),
         "closed {waited:?} after the last response, with a 1 s header timeout"
@@ -990,6 +977,18 @@ async fn ask(
 ) -> (String, Vec<u8>, String) {
     stream.write_all(request).await.unwrap();
     read_response(stream, buf, head_only).await
+}
+
+/// Waits (up to 5 s) for the gateway to close the idle `stream`, and
+/// returns how long that took.
+async fn closed_when_idle(stream: &mut tokio::net::TcpStream) -> Duration {
+    let idle = std::time::Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut [0u8; 1])).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection was kept open: {read:?}"
+    );
+    idle.elapsed()
 }
 
 /// Asserts that the gateway has closed `stream`.
