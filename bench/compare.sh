@@ -18,7 +18,8 @@
 # processes); the HTTP/1.1 keep-alive scenarios also get p50/p99 from a
 # fixed-rate run (gatehouse-load at RATE req/s, latency measured from each
 # request's scheduled send time). Contestants are interleaved within each
-# round; medians of ROUNDS rounds; ratios are to nginx in the same run.
+# round, and each round starts with a different one; medians of ROUNDS
+# rounds; ratios are to nginx in the same run.
 # RSS is taken after the rounds.
 #
 #   bench/compare.sh
@@ -206,8 +207,12 @@ for threads in $THREADS_LIST; do
   start_proxies "$threads"
   declare -A rps=() cpu=() p50=() p99=() rss=()
   for round in $(seq "$ROUNDS"); do
+    # Each round starts with the next contestant, so none is always the
+    # first on a cold or the last on a warm machine.
+    k=$(((round - 1) % ${#contestants[@]}))
+    order=("${contestants[@]:k}" "${contestants[@]:0:k}")
     for s in $SCENARIOS; do
-      for c in "${contestants[@]}"; do
+      for c in "${order[@]}"; do
         t=$(target "$c" "$s")
         [ -z "$t" ] && continue
         IFS='|' read -r pid kind url host _ <<<"$t"
