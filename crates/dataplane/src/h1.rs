@@ -310,18 +310,19 @@ impl Pool {
 
     /// Sends `req` (see [`handles`]; origin-form URI, Host header set) to
     /// `endpoint`, with `forwarding`'s headers in place of any under their
-    /// names in `req`.
+    /// names in `req`. The request is borrowed, not moved into this
+    /// future: only its encoded head is kept, and its header map is taken
+    /// for the next message.
     pub(crate) async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
-        req: Request<UpstreamBody>,
+        req: &mut Request<UpstreamBody>,
         forwarding: Option<&Forwarding>,
     ) -> Result<Response<Body>, UpstreamError> {
-        let head = encode(&req, forwarding);
-        let (parts, _) = req.into_parts();
+        let head = encode(req, forwarding);
         // The head is encoded: its map can serve the next message.
-        crate::headers::recycle_map(parts.headers);
-        let method = parts.method;
+        crate::headers::recycle_map(std::mem::take(req.headers_mut()));
+        let method = req.method().clone();
         let bodiless_answer = method == Method::HEAD;
         let idempotent = matches!(
             method,
@@ -1110,7 +1111,9 @@ mod tests {
         pool: &Arc<Pool>,
         addr: SocketAddr,
     ) -> Result<(Response<()>, Bytes, Option<HeaderMap>), BoxError> {
-        let resp = pool.send(addr, request(Method::GET, "/"), None).await?;
+        let resp = pool
+            .send(addr, &mut request(Method::GET, "/"), None)
+            .await?;
         let (parts, body) = resp.into_parts();
         let collected = body.collect().await?;
         let trailers = collected.trailers().cloned();
@@ -1157,7 +1160,7 @@ mod tests {
             assert_eq!(&body[..], b"hello");
         }
         let resp = pool
-            .send(addr, request(Method::POST, "/submit?a=1&b=2"), None)
+            .send(addr, &mut request(Method::POST, "/submit?a=1&b=2"), None)
             .await
             .unwrap();
         let _ = resp.into_body().collect().await.unwrap();
@@ -1188,7 +1191,10 @@ mod tests {
             request_id: Some(HeaderValue::from_static("id-1")),
             ..Forwarding::default()
         };
-        let resp = pool().send(addr, req, Some(&forwarding)).await.unwrap();
+        let resp = pool()
+            .send(addr, &mut req, Some(&forwarding))
+            .await
+            .unwrap();
         let _ = resp.into_body().collect().await.unwrap();
         // The client's values under the gateway's names are gone, those
         // without a value here (the forwarded host) included; the
@@ -1252,7 +1258,7 @@ mod tests {
         .await;
         let pool = pool();
         let resp = pool
-            .send(addr, request(Method::HEAD, "/"), None)
+            .send(addr, &mut request(Method::HEAD, "/"), None)
             .await
             .unwrap();
         assert_eq!(resp.headers()["content-length"], "1000");
@@ -1332,7 +1338,7 @@ mod tests {
         let _ = get(&pool, addr).await.unwrap();
         // The pooled connection is closed, but maybe not seen as such yet:
         // a POST that finds it dead fails rather than being repeated.
-        let result = pool.send(addr, request(Method::POST, "/"), None).await;
+        let result = pool.send(addr, &mut request(Method::POST, "/"), None).await;
         let heads = lock(&seen.heads).len();
         match result {
             Ok(resp) => {
@@ -1384,7 +1390,7 @@ mod tests {
         let pool = pool();
         for _ in 0..2 {
             let resp = pool
-                .send(addr, request(Method::GET, "/"), None)
+                .send(addr, &mut request(Method::GET, "/"), None)
                 .await
                 .unwrap();
             let err = resp.into_body().collect().await.unwrap_err();
@@ -1432,7 +1438,7 @@ mod tests {
         let (addr, seen) = upstream(vec![(slow, false), (ok, false)]).await;
         let pool = pool();
         let resp = pool
-            .send(addr, request(Method::GET, "/"), None)
+            .send(addr, &mut request(Method::GET, "/"), None)
             .await
             .unwrap();
         let mut body = resp.into_body();
@@ -1453,7 +1459,7 @@ mod tests {
         *req.body_mut() =
             UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"{\"id\":7}")));
         assert!(handles(&req));
-        let resp = pool.send(addr, req, None).await.unwrap();
+        let resp = pool.send(addr, &mut req, None).await.unwrap();
         assert_eq!(resp.status(), 201);
         let _ = resp.into_body().collect().await.unwrap();
         // The client's own Content-Length, when it agrees, is kept as is.
@@ -1464,7 +1470,7 @@ mod tests {
             UpstreamBody::Buffered(crate::body::Whole::new(Bytes::from_static(b"{}")));
         assert!(handles(&req));
         let _ = pool
-            .send(addr, req, None)
+            .send(addr, &mut req, None)
             .await
             .unwrap()
             .into_body()
@@ -1557,7 +1563,9 @@ mod tests {
         let addr = closed.local_addr().unwrap();
         drop(closed);
         assert!(matches!(
-            pool().send(addr, request(Method::GET, "/"), None).await,
+            pool()
+                .send(addr, &mut request(Method::GET, "/"), None)
+                .await,
             Err(UpstreamError::Connect(_))
         ));
     }

@@ -115,7 +115,9 @@ impl Observation {
     }
 
     /// The request is done: `status` was sent with `bytes_out` body bytes.
-    pub(crate) fn finish(mut self, status: u16, bytes_out: u64) {
+    /// Taken boxed, as the response body holds it: fields are moved out of
+    /// the box one by one instead of the whole record first.
+    pub(crate) fn finish(mut self: Box<Self>, status: u16, bytes_out: u64) {
         let took = self.start.elapsed();
         let t = &*self.telemetry;
         t.metrics.requests_active.dec();

@@ -167,8 +167,9 @@ pub struct Proxy {
 
 /// What the response phase adds whatever the outcome.
 struct Extras<'a> {
-    /// What the log phase records.
-    obs: Observation,
+    /// What the log phase records; on the heap from the start, so handing
+    /// it to the response body at the end moves a pointer, not the record.
+    obs: Box<Observation>,
     hsts: Option<HeaderValue>,
     /// The capacity and decision of the rate limit to report.
     rate_limit: Option<(u32, crate::ratelimit::Decision)>,
@@ -327,12 +328,12 @@ impl Proxy {
         let request_id = clientinfo::request_id(sent.request_id);
         let asked = sent.asked();
         let mut extras = Extras {
-            obs: Observation::start(
+            obs: Box::new(Observation::start(
                 &self.telemetry,
                 req.method(),
                 req.version(),
                 sent.traceparent,
-            ),
+            )),
             hsts: None,
             rate_limit: None,
             cors: None,
@@ -389,7 +390,7 @@ impl Proxy {
         }
         // Phase 8: log, once the body is done.
         let status = resp.status().as_u16();
-        resp.body_mut().observe(Box::new(extras.obs), status);
+        resp.body_mut().observe(extras.obs, status);
         if let Some(slot) = extras.slot {
             resp.body_mut().hold(slot);
         }

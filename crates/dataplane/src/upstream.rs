@@ -129,7 +129,7 @@ impl Upstreams {
                     // Plain HTTP/1.1: our own pools, origin-form target.
                     *req.uri_mut() = Uri::from(path_and_query);
                     if crate::h1::handles(&req) {
-                        let resp = self.direct.send(endpoint, req, forwarding).await?;
+                        let resp = self.direct.send(endpoint, &mut req, forwarding).await?;
                         return Ok(resp.map(FromUpstream::Direct));
                     }
                     if let Some(f) = forwarding {
