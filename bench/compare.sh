@@ -20,7 +20,9 @@
 # request's scheduled send time). Contestants are interleaved within each
 # round, and each round starts with a different one; medians of ROUNDS
 # rounds; ratios are to nginx in the same run.
-# RSS is taken after the rounds.
+# RSS is taken after the rounds. The host's steal time over the rounds is
+# printed under each table: on a shared virtual machine, a run with much
+# of it measured the host as well.
 #
 #   bench/compare.sh
 #   ROUNDS=5 DURATION=10s THREADS_LIST="1 2" SCENARIOS="keepalive https" bench/compare.sh
@@ -206,6 +208,8 @@ contestants=(direct gatehouse nginx haproxy)
 for threads in $THREADS_LIST; do
   start_proxies "$threads"
   declare -A rps=() cpu=() p50=() p99=() rss=()
+  steal_before=$(awk '/^cpu / {print $9}' /proc/stat)
+  started=$(date +%s)
   for round in $(seq "$ROUNDS"); do
     # Each round starts with the next contestant, so none is always the
     # first on a cold or the last on a warm machine.
@@ -261,6 +265,8 @@ for threads in $THREADS_LIST; do
       done
     done
   done
+  steal_ms=$((($(awk '/^cpu / {print $9}' /proc/stat) - steal_before) * 1000 / hz))
+  elapsed=$(($(date +%s) - started))
   for s in $SCENARIOS; do
     for c in "${contestants[@]}"; do
       t=$(target "$c" "$s")
@@ -295,5 +301,7 @@ for threads in $THREADS_LIST; do
         "${l50}${l50:+ µs}" "${l99}${l99:+ µs}" "$mem" | sed 's/- µs/-/g'
     done
   done
+  echo
+  echo "Host steal over these rounds: $steal_ms ms of CPU time in $elapsed s (both cores; time the hypervisor gave other guests)."
   stop_proxies
 done
