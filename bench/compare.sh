@@ -144,6 +144,9 @@ paired() {
     for (i = 1; i <= n; i++) if (y[i] > 0) print x[i] / y[i] }' | median
 }
 hz=$(getconf CLK_TCK)
+# The host's steal time so far (both cores, in clock ticks): CPU time the
+# hypervisor gave other guests.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 
 start_proxies() { # threads
   local t=$1
@@ -208,7 +211,7 @@ contestants=(direct gatehouse nginx haproxy)
 for threads in $THREADS_LIST; do
   start_proxies "$threads"
   declare -A rps=() cpu=() p50=() p99=() rss=()
-  steal_before=$(awk '/^cpu / {print $9}' /proc/stat)
+  steal_before=$(steal_ticks)
   started=$(date +%s)
   for round in $(seq "$ROUNDS"); do
     # Each round starts with the next contestant, so none is always the
@@ -265,7 +268,7 @@ for threads in $THREADS_LIST; do
       done
     done
   done
-  steal_ms=$((($(awk '/^cpu / {print $9}' /proc/stat) - steal_before) * 1000 / hz))
+  steal_ms=$((($(steal_ticks) - steal_before) * 1000 / hz))
   elapsed=$(($(date +%s) - started))
   for s in $SCENARIOS; do
     for c in "${contestants[@]}"; do

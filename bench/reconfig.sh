@@ -117,10 +117,11 @@ field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
 # the last call: on a shared virtual machine, a phase with much of it
 # measured the host, not the gateway.
 hz=$(getconf CLK_TCK)
-last_steal=$(awk '/^cpu / {print $9}' /proc/stat)
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+last_steal=$(steal_ticks)
 steal_ms() {
   local now
-  now=$(awk '/^cpu / {print $9}' /proc/stat)
+  now=$(steal_ticks)
   echo $(((now - last_steal) * 1000 / hz))
   last_steal=$now
 }
