@@ -30,7 +30,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ use tokio::net::TcpStream;
 use crate::body::{BoxError, UpstreamBody};
 use crate::headers::Forwarding;
 use crate::upstream::{UpstreamError, connect_tcp, lock};
+use crate::workers::PerWorker;
 
 /// Largest response head (status line and headers) accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -270,9 +271,10 @@ struct Endpoints {
     swept: Option<Instant>,
 }
 
-/// Keep-alive connections for bodiless HTTP/1.1 requests, by endpoint.
+/// Keep-alive connections for bodiless HTTP/1.1 requests, by endpoint,
+/// a share per data-plane worker (see `workers.rs`).
 pub(crate) struct Pool {
-    endpoints: Mutex<Endpoints>,
+    endpoints: PerWorker<Endpoints>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -299,9 +301,16 @@ enum Failure {
 }
 
 impl Pool {
-    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Self {
+    /// A pool with a share for each of `workers` workers; `max_idle`
+    /// bounds each share's list per endpoint.
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+        workers: usize,
+    ) -> Self {
         Self {
-            endpoints: Mutex::new(Endpoints::default()),
+            endpoints: PerWorker::new(workers),
             connect_timeout,
             idle_timeout,
             max_idle: max_idle.max(1),
@@ -474,7 +483,7 @@ impl Pool {
     /// An idle connection to `endpoint`, dropping closed and expired ones
     /// on the way.
     fn checkout(&self, endpoint: SocketAddr, now: Instant) -> Option<Box<Conn>> {
-        let mut endpoints = lock(&self.endpoints);
+        let mut endpoints = lock(self.endpoints.here());
         self.sweep(&mut endpoints, now);
         let list = endpoints.by_addr.get_mut(&endpoint)?;
         while let Some(mut conn) = list.pop() {
@@ -489,7 +498,7 @@ impl Pool {
 
     /// Puts a connection whose exchange is complete back.
     fn checkin(&self, endpoint: SocketAddr, conn: Box<Conn>) {
-        let mut endpoints = lock(&self.endpoints);
+        let mut endpoints = lock(self.endpoints.here());
         let list = endpoints.by_addr.entry(endpoint).or_default();
         if list.len() < self.max_idle {
             list.push(conn);
@@ -537,9 +546,11 @@ impl Pool {
             loop {
                 tick.tick().await;
                 let Some(pool) = pool.upgrade() else { break };
-                let mut endpoints = lock(&pool.endpoints);
-                endpoints.swept = None;
-                pool.sweep(&mut endpoints, Instant::now());
+                for share in pool.endpoints.all() {
+                    let mut endpoints = lock(share);
+                    endpoints.swept = None;
+                    pool.sweep(&mut endpoints, Instant::now());
+                }
             }
         });
     }
@@ -560,10 +571,10 @@ impl Pool {
     /// Pooled connections to `endpoint` (for tests).
     #[cfg(test)]
     pub(crate) fn pooled(&self, endpoint: SocketAddr) -> usize {
-        lock(&self.endpoints)
-            .by_addr
-            .get(&endpoint)
-            .map_or(0, Vec::len)
+        self.endpoints
+            .all()
+            .map(|share| lock(share).by_addr.get(&endpoint).map_or(0, Vec::len))
+            .sum()
     }
 }
 
@@ -1035,6 +1046,7 @@ mod tests {
 
     use super::*;
     use http_body_util::{BodyExt, Empty};
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncReadExt;
 
@@ -1092,6 +1104,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(60),
             8,
+            1,
         ))
     }
 
@@ -1175,6 +1188,51 @@ mod tests {
             "POST /submit?a=1&b=2 HTTP/1.1\r\nhost: example.test\r\nx-two: a\r\nx-two: b\r\ncontent-length: 0\r\n\r\n"
         );
         assert_eq!(pool.pooled(addr), 1);
+    }
+
+    /// Each worker's requests reuse the connections that worker opened
+    /// (registered with its runtime), never another worker's.
+    #[test]
+    fn each_worker_keeps_its_own_connections() {
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let upstream_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (addr, seen) = upstream_runtime.block_on(upstream(vec![(ok, false); 4]));
+        let pool = Arc::new(Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            8,
+            2,
+        ));
+        let workers: Vec<tokio::runtime::Runtime> = (0..2)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        for round in 0..2 {
+            for (i, runtime) in workers.iter().enumerate() {
+                crate::workers::set_worker(i);
+                // A connection of the other runtime would never be
+                // answered here: that runtime is not being driven.
+                let (resp, body, _) = runtime
+                    .block_on(async {
+                        tokio::time::timeout(Duration::from_secs(5), get(&pool, addr)).await
+                    })
+                    .unwrap_or_else(|_| panic!("round {round}, worker {i}: no answer"))
+                    .unwrap();
+                assert_eq!(resp.status(), 200, "round {round}, worker {i}");
+                assert_eq!(&body[..], b"ok");
+            }
+        }
+        crate::workers::set_worker(0);
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+        assert_eq!(pool.pooled(addr), 2);
     }
 
     #[tokio::test]
@@ -1544,6 +1602,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_millis(200),
             8,
+            1,
         ));
         pool.sweep_in_background();
         let _ = get(&pool, a).await.unwrap();

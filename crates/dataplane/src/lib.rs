@@ -36,14 +36,16 @@ mod tls;
 mod tunnel;
 mod upstream;
 mod validate;
+mod workers;
 
 pub use body::{BoxError, ProxyBody};
 pub use cache::{CacheCounters, Purge, ResponseCache};
 pub use clientinfo::Cidr;
-pub use listener::{ListenerConfig, bind, serve, serve_tls};
+pub use listener::{ListenerConfig, bind, bind_shared, serve, serve_tls};
 pub use proxy::{Connection, Proxy, ProxyConfig};
 pub use ratelimit::{RateLimitCounters, RateLimiter};
 pub use state::Gateway;
+pub use workers::set_worker;
 
 /// Entry points for the policy benchmarks (`benches/policy.rs`); not a
 /// stable interface.

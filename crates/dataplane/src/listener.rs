@@ -12,7 +12,7 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 use snapshot::Scheme;
@@ -167,11 +167,15 @@ async fn serve_with(
     }
     drop(listener);
 
-    tracing::info!("listener closed; draining open requests");
+    let name = match scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    tracing::info!(listener = name, "listener closed; draining open requests");
     tokio::select! {
-        () = drain.shutdown() => tracing::info!("all connections drained"),
+        () = drain.shutdown() => tracing::info!(listener = name, "all connections drained"),
         () = tokio::time::sleep(config.drain_timeout) => {
-            tracing::warn!(timeout = ?config.drain_timeout, "drain timeout reached; closing remaining connections");
+            tracing::warn!(listener = name, timeout = ?config.drain_timeout, "drain timeout reached; closing remaining connections");
         }
     }
 }
@@ -566,4 +570,36 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Binds `count` sockets to `addr` that share it (`SO_REUSEPORT`): the
+/// kernel spreads new connections over them, by a hash of each
+/// connection's addresses. Each one listens once
+/// [`tokio::net::TcpSocket::listen`] is called inside the runtime that is
+/// to serve it. Fails, naming the address, when anything listens there
+/// already (also another process that would share it), and resolves port
+/// 0 to one port for all.
+pub fn bind_shared(addr: SocketAddr, count: usize) -> std::io::Result<Vec<TcpSocket>> {
+    let named =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+    // An exclusive bind first: sockets that share the address would also
+    // join another process's (a second gateway started by mistake would
+    // quietly take half of the connections).
+    let probe = std::net::TcpListener::bind(addr).map_err(named)?;
+    let bound = probe.local_addr().map_err(named)?;
+    drop(probe);
+    (0..count.max(1))
+        .map(|_| {
+            let socket = if bound.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.set_reuseport(true)?;
+            socket.bind(bound)?;
+            Ok(socket)
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(named)
 }

@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -28,6 +27,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::UpstreamBody;
 use crate::upstream::{UpstreamError, connect_tcp, lock};
+use crate::workers::PerWorker;
 
 type Sender = http1::SendRequest<UpstreamBody>;
 
@@ -58,9 +58,11 @@ struct Idle {
     since: Instant,
 }
 
-/// The HTTP/1.1 connections of the process, by endpoint.
+/// The HTTP/1.1 connections of the process, by endpoint, a share per
+/// data-plane worker (a connection's task runs on the runtime of the
+/// worker that opened it; see `workers.rs`).
 pub(crate) struct Http1Pool {
-    endpoints: Mutex<Endpoints>,
+    endpoints: PerWorker<Endpoints>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -81,9 +83,16 @@ impl std::fmt::Debug for Http1Pool {
 const STALE_RETRIES: usize = 2;
 
 impl Http1Pool {
-    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Self {
+    /// A pool with a share for each of `workers` workers; `max_idle`
+    /// bounds each share's list per endpoint.
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+        workers: usize,
+    ) -> Self {
         Self {
-            endpoints: Mutex::new(Endpoints::default()),
+            endpoints: PerWorker::new(workers),
             connect_timeout,
             idle_timeout,
             max_idle: max_idle.max(1),
@@ -124,7 +133,7 @@ impl Http1Pool {
     /// An idle connection to `endpoint`, dropping closed and expired ones
     /// on the way.
     fn checkout(&self, endpoint: SocketAddr) -> Option<Sender> {
-        let mut endpoints = lock(&self.endpoints);
+        let mut endpoints = lock(self.endpoints.here());
         let now = Instant::now();
         endpoints.sweep(now, self.idle_timeout, self.sweep_every());
         let list = endpoints.by_addr.get_mut(&endpoint)?;
@@ -150,7 +159,7 @@ impl Http1Pool {
         if sender.is_closed() || status == http::StatusCode::SWITCHING_PROTOCOLS {
             return;
         }
-        let mut endpoints = lock(&self.endpoints);
+        let mut endpoints = lock(self.endpoints.here());
         let list = endpoints.by_addr.entry(endpoint).or_default();
         if list.len() >= self.max_idle {
             // Make room by dropping a closed connection, else this one.
@@ -191,10 +200,10 @@ impl Http1Pool {
     /// Pooled connections to `endpoint` (for tests).
     #[cfg(test)]
     pub(crate) fn pooled(&self, endpoint: SocketAddr) -> usize {
-        lock(&self.endpoints)
-            .by_addr
-            .get(&endpoint)
-            .map_or(0, Vec::len)
+        self.endpoints
+            .all()
+            .map(|share| lock(share).by_addr.get(&endpoint).map_or(0, Vec::len))
+            .sum()
     }
 }
 
@@ -261,7 +270,7 @@ mod tests {
     #[tokio::test]
     async fn reuses_idle_connections_and_replaces_closed_ones() {
         let (addr, accepted) = server(3, false).await;
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8, 1);
         for i in 0..9 {
             let resp = pool
                 .send(addr, get())
@@ -287,6 +296,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(60),
             4,
+            1,
         ));
         // Eight requests whose bodies are still arriving: eight
         // connections, since a busy one is never handed out.
@@ -317,7 +327,7 @@ mod tests {
     async fn idle_connections_of_unused_endpoints_are_swept() {
         let (a, _) = server(1000, false).await;
         let (b, _) = server(1000, false).await;
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_millis(100), 8);
+        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_millis(100), 8, 1);
         let r = pool.send(a, get()).await.unwrap();
         let _ = r.into_body().collect().await.unwrap();
         assert_eq!(pool.pooled(a), 1);
@@ -334,7 +344,7 @@ mod tests {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = closed.local_addr().unwrap();
         drop(closed);
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 4);
+        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 4, 1);
         assert!(matches!(
             pool.send(addr, get()).await,
             Err(UpstreamError::Connect(_))

@@ -88,6 +88,10 @@ pub struct ProxyConfig {
     /// Port in the `Location` of HTTP-to-HTTPS redirects (443 is left
     /// out of the URL).
     pub https_redirect_port: u16,
+    /// Data-plane worker threads with a runtime each (see
+    /// [`crate::set_worker`]): the upstream pools keep a share per
+    /// worker. 1 for a single runtime, however many threads it has.
+    pub workers: usize,
 }
 
 impl Default for ProxyConfig {
@@ -103,6 +107,7 @@ impl Default for ProxyConfig {
             tunnel_idle_timeout: Duration::from_secs(3600),
             retry_buffer_bytes: 64 * 1024,
             https_redirect_port: 443,
+            workers: 1,
         }
     }
 }
@@ -252,6 +257,7 @@ impl Proxy {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.upstream_idle_timeout,
             max_idle: config.upstream_max_idle,
+            workers: config.workers,
         }));
         gateway.set_upstreams(upstreams.clone());
         let telemetry = gateway.telemetry().clone();

@@ -64,6 +64,8 @@ pub(crate) struct UpstreamConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle: usize,
+    /// Data-plane workers, each with its own share of the pools.
+    pub(crate) workers: usize,
 }
 
 /// Every upstream connection the gateway holds.
@@ -86,11 +88,13 @@ impl Upstreams {
             config.connect_timeout,
             config.idle_timeout,
             config.max_idle,
+            config.workers,
         );
         let direct = Arc::new(crate::h1::Pool::new(
             config.connect_timeout,
             config.idle_timeout,
             config.max_idle,
+            config.workers,
         ));
         direct.sweep_in_background();
         Self {
