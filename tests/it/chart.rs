@@ -426,6 +426,10 @@ fn everything_optional() {
         args.iter().any(|a| a == "--nginx-compat"),
         "controller.nginxCompat turns the ingress-nginx layer on: {args:?}"
     );
+    assert!(
+        args.iter().any(|a| a == "--scheduler=work-stealing"),
+        "controller.scheduler is passed on: {args:?}"
+    );
 
     // Scaled by the autoscaler, not by a replica count.
     let deploy = one(&objs, "Deployment");

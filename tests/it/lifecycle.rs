@@ -224,6 +224,149 @@ async fn the_fixed_rate_load_generator_measures_what_it_sends() {
     assert!(field_of(&text, "errors") > 0, "{text}");
 }
 
+/// With `--scheduler per-thread`, each worker thread accepts and serves
+/// its own share of the connections (the kernel spreads them over the
+/// workers' sockets), HTTPS as well as HTTP; no second process can take
+/// the address; and SIGTERM drains every worker.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_thread_workers_each_serve_a_share_of_the_connections() {
+    let (_echo, mut gw, _dir) =
+        echo_gateway(&["--worker-threads", "2", "--scheduler", "per-thread"]).await;
+    let pid = gw.pid();
+    let before = worker_run_times(pid, &["gatehouse-w0", "gatehouse-w1"]);
+    for i in 0..200 {
+        let reply = HttpClient::new()
+            .get(gw.http, "echo.example.com", "/")
+            .await
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.backend().as_deref(), Some("echo"));
+    }
+    let after = worker_run_times(pid, &["gatehouse-w0", "gatehouse-w1"]);
+    let spent: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let total: u64 = spent.iter().sum();
+    // About half each; a worker that accepted nothing would have a tiny
+    // share at most.
+    for (i, ns) in spent.iter().enumerate() {
+        assert!(
+            ns * 10 >= total,
+            "worker {i} ran {ns} ns of the workers' {total} ns"
+        );
+    }
+    for _ in 0..4 {
+        let mut tls = testkit::tlsclient::TlsClient::default()
+            .connect(gw.https, Some("echo.example.com"))
+            .await
+            .unwrap();
+        let reply = tls.get("echo.example.com", "/").await.unwrap();
+        assert_eq!(reply.status, 200);
+    }
+
+    // The address is taken, whatever the second process would share.
+    let (status, out) = run_gatehouse(&[
+        "standalone",
+        "--manifests",
+        ".",
+        "--http-addr",
+        &gw.http.to_string(),
+        "--admin-addr",
+        &testkit::free_addr().to_string(),
+        "--no-https",
+        "--worker-threads",
+        "2",
+    ]);
+    assert!(!status.success());
+    assert!(
+        out.contains(&format!("cannot listen on {}", gw.http)),
+        "{out}"
+    );
+    let reply = HttpClient::new()
+        .get(gw.http, "echo.example.com", "/")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+
+    gw.signal("TERM");
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("the process exits");
+    assert!(status.success(), "exit status {status:?}");
+    let logs = gw.logs();
+    for worker in ["worker{index=0}", "worker{index=1}"] {
+        assert!(
+            logs.contains(&format!("{worker}: all connections drained")),
+            "{worker} did not drain; log:\n{logs}"
+        );
+    }
+}
+
+/// `--scheduler work-stealing` serves on one runtime with the worker
+/// threads asked for, and no per-thread workers.
+#[tokio::test(flavor = "multi_thread")]
+async fn work_stealing_serves_on_one_runtime() {
+    let (_echo, mut gw, _dir) =
+        echo_gateway(&["--worker-threads", "3", "--scheduler", "work-stealing"]).await;
+    for _ in 0..20 {
+        let reply = HttpClient::new()
+            .get(gw.http, "echo.example.com", "/")
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    let names: Vec<String> = thread_run_times(gw.pid()).into_keys().collect();
+    // Thread names are cut to 15 bytes.
+    let runtime_threads = names
+        .iter()
+        .filter(|n| n.starts_with("gatehouse-worke"))
+        .count();
+    assert!(runtime_threads >= 3, "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("gatehouse-w0")),
+        "{names:?}"
+    );
+    gw.signal("TERM");
+    let status = gw.wait_exit(Duration::from_secs(10)).await.unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// Run time so far (ns, from `schedstat`) of each thread of `pid`, by
+/// name (names shared by several threads: one entry per thread, suffixed
+/// with its id).
+fn thread_run_times(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = entry.unwrap().path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let ns = stat.split_whitespace().next().unwrap().parse().unwrap();
+        let name = name.trim().to_owned();
+        let key = if out.contains_key(&name) {
+            format!("{name} {}", path.file_name().unwrap().to_string_lossy())
+        } else {
+            name
+        };
+        out.insert(key, ns);
+    }
+    out
+}
+
+/// The run times of the threads `names`, in that order.
+fn worker_run_times(pid: u32, names: &[&str]) -> Vec<u64> {
+    let all = thread_run_times(pid);
+    names
+        .iter()
+        .map(|n| {
+            *all.get(*n)
+                .unwrap_or_else(|| panic!("no thread {n}: {all:?}"))
+        })
+        .collect()
+}
+
 fn field_of(text: &str, k: &str) -> u64 {
     text.split_whitespace()
         .find_map(|kv| kv.strip_prefix(&format!("{k}=")))

@@ -38,6 +38,16 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// How the data plane's worker threads share the connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Scheduler {
+    /// A runtime per thread; the kernel spreads new connections over the
+    /// threads' sockets (`SO_REUSEPORT`).
+    PerThread,
+    /// One runtime; idle threads steal queued tasks from busy ones.
+    WorkStealing,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run as the cluster's ingress controller: watch the Kubernetes API,
@@ -335,6 +345,14 @@ pub(crate) struct ServeArgs {
     /// Worker threads of the data plane (default: one per CPU core).
     #[arg(long, env = "GATEHOUSE_WORKER_THREADS")]
     pub(crate) worker_threads: Option<usize>,
+
+    /// How several worker threads share the connections: `per-thread`
+    /// (each thread runs its own runtime and accepts on its own socket of
+    /// the listening address, so a connection is served on one thread
+    /// from start to end) or `work-stealing` (one runtime whose threads
+    /// take each other's tasks).
+    #[arg(long, value_enum, default_value_t = Scheduler::PerThread, env = "GATEHOUSE_SCHEDULER")]
+    pub(crate) scheduler: Scheduler,
 
     /// Access log on stdout: `json` (one object per line), `common` (the
     /// Common Log Format) or `off`.

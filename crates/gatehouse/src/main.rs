@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod logging;
 mod shutdown;
+mod workers;
 
 use std::process::ExitCode;
 

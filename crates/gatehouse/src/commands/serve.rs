@@ -11,28 +11,55 @@ use controller::acme::{AcmeConfig, CurrentSnapshot};
 use dataplane::{Gateway, ListenerConfig, Proxy, ProxyConfig};
 use telemetry::Telemetry;
 
-use crate::cli::ServeArgs;
+use crate::cli::{Scheduler, ServeArgs};
 use crate::shutdown::{self, Shutdown};
 
-/// Builds the runtime with the requested number of worker threads.
-pub(crate) fn runtime(args: &ServeArgs) -> anyhow::Result<tokio::runtime::Runtime> {
-    // One worker needs no work stealing: a single-threaded scheduler
-    // saves the cross-thread wakeups on every request.
-    let mut builder = match args.worker_threads {
+/// Data-plane worker threads: as `--worker-threads` says, else one per
+/// CPU this process may run on.
+fn worker_count(args: &ServeArgs) -> anyhow::Result<usize> {
+    match args.worker_threads {
         Some(0) => anyhow::bail!("--worker-threads must be at least 1"),
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, std::num::NonZero::get)),
+    }
+}
+
+/// Whether the data plane runs on worker threads of its own, a runtime
+/// each (`workers.rs`), rather than on the main runtime.
+fn per_thread(args: &ServeArgs, workers: usize) -> bool {
+    workers > 1 && args.scheduler == Scheduler::PerThread
+}
+
+/// Builds the process's main runtime. With one worker thread it serves
+/// everything on one thread (no work stealing: no cross-thread wakeups on
+/// any request); with a runtime per worker thread it runs the control
+/// plane only, also on one thread; with work stealing it has all the
+/// worker threads.
+pub(crate) fn runtime(args: &ServeArgs) -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = worker_count(args)?;
+    let mut builder = if workers == 1 || per_thread(args, workers) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
     };
     builder
         .thread_name("gatehouse-worker")
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// The data plane's listening sockets.
+enum Listeners {
+    /// Served on the main runtime.
+    Shared {
+        http: tokio::net::TcpListener,
+        https: Option<tokio::net::TcpListener>,
+    },
+    /// A socket of each address per worker thread.
+    PerThread(Vec<crate::workers::Sockets>),
 }
 
 /// Metrics, access log and tracer, as the flags say. Inside the runtime:
@@ -77,24 +104,43 @@ where
     S: FnOnce(Publish, Shutdown, CurrentSnapshot, Arc<Telemetry>) -> F,
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let http = dataplane::bind(args.http_addr).await?;
-    let admin = dataplane::bind(args.admin_addr).await?;
-    let https = if args.no_https {
-        None
+    let workers = worker_count(args)?;
+    let https_addr = (!args.no_https).then_some(args.https_addr);
+    let listeners = if per_thread(args, workers) {
+        Listeners::PerThread(crate::workers::bind(workers, args.http_addr, https_addr)?)
     } else {
-        Some(dataplane::bind(args.https_addr).await?)
+        let http = dataplane::bind(args.http_addr).await?;
+        let https = match https_addr {
+            Some(addr) => Some(dataplane::bind(addr).await?),
+            None => None,
+        };
+        Listeners::Shared { http, https }
     };
-    tracing::info!(http = %args.http_addr, https = ?https.as_ref().map(|_| args.https_addr), admin = %args.admin_addr, "listening");
+    let admin = dataplane::bind(args.admin_addr).await?;
+    tracing::info!(
+        http = %args.http_addr,
+        https = ?https_addr,
+        admin = %args.admin_addr,
+        workers,
+        scheduler = if per_thread(args, workers) { "per-thread" } else { "one runtime" },
+        "listening"
+    );
 
     let (shutdown, trigger) = shutdown::on_signals()?;
     let telemetry = Arc::new(telemetry(args));
     let gateway = Arc::new(Gateway::with_telemetry(telemetry.clone()));
-    if https.is_some() {
+    if https_addr.is_some() {
         let (chain, key) = default_certificate(args)?;
         gateway
             .set_default_certificate(&chain, &key)
             .context("the default certificate")?;
     }
+    // The upstream pools keep a share per runtime.
+    let pool_shares = if per_thread(args, workers) {
+        workers
+    } else {
+        1
+    };
     let mut limiter = dataplane::RateLimiter::new(args.rate_limit_max_keys);
     if let Some(url) = &args.redis_url {
         limiter = limiter
@@ -112,6 +158,7 @@ where
                 trusted_proxies: args.trusted_proxies.clone(),
                 tunnel_idle_timeout: args.tunnel_idle_timeout,
                 https_redirect_port: args.https_redirect_port,
+                workers: pool_shares,
                 ..ProxyConfig::default()
             },
         )
@@ -146,8 +193,6 @@ where
         result
     });
 
-    let drain_gateway = gateway.clone();
-    let on_shutdown = shutdown.clone();
     let listener_config = ListenerConfig {
         header_read_timeout: args.header_read_timeout,
         drain_timeout: args.drain_timeout,
@@ -155,22 +200,15 @@ where
         send_timeout: args.send_timeout,
         ..ListenerConfig::default()
     };
+    // On the signal the gateway reports not ready, serves on for the
+    // shutdown delay, and then its listeners stop accepting and drain.
+    let stop = Arc::new(tokio::sync::watch::channel(false).0);
+    let drain_gateway = gateway.clone();
+    let on_shutdown = shutdown.clone();
     let delay = args.shutdown_delay;
-    let https_task = https.map(|listener| {
-        let on_shutdown = shutdown.clone();
-        tokio::spawn(dataplane::serve_tls(
-            listener,
-            proxy.clone(),
-            listener_config.clone(),
-            async move {
-                on_shutdown.wait().await;
-                tokio::time::sleep(delay).await;
-            },
-        ))
-    });
-    dataplane::serve(http, proxy, listener_config, async move {
+    let stopper = stop.clone();
+    tokio::spawn(async move {
         on_shutdown.wait().await;
-        // Not ready from now on; still serving until the delay is over.
         drain_gateway.begin_drain();
         if !delay.is_zero() {
             tracing::info!(
@@ -179,11 +217,41 @@ where
             );
             tokio::time::sleep(delay).await;
         }
-    })
-    .await;
-    if let Some(task) = https_task {
-        let _ = task.await;
-    }
+        stopper.send_replace(true);
+    });
+    let stopped = || {
+        let mut stop = stop.subscribe();
+        async move {
+            let _ = stop.wait_for(|&s| s).await;
+        }
+    };
+    let served = match listeners {
+        Listeners::Shared { http, https } => {
+            let https_task = https.map(|listener| {
+                tokio::spawn(dataplane::serve_tls(
+                    listener,
+                    proxy.clone(),
+                    listener_config.clone(),
+                    stopped(),
+                ))
+            });
+            dataplane::serve(http, proxy, listener_config, stopped()).await;
+            if let Some(task) = https_task {
+                let _ = task.await;
+            }
+            Ok(())
+        }
+        Listeners::PerThread(sockets) => {
+            crate::workers::serve(
+                sockets,
+                proxy,
+                listener_config,
+                stop.clone(),
+                trigger.clone(),
+            )
+            .await
+        }
+    };
 
     // What the last requests left behind goes out before the process
     // does.
@@ -193,14 +261,15 @@ where
     let _ = admin_stop.send(true);
     let _ = admin_task.await;
     let _ = trigger.send(true);
-    match tokio::time::timeout(Duration::from_secs(5), source_task).await {
+    let source = match tokio::time::timeout(Duration::from_secs(5), source_task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => Err(anyhow::anyhow!("configuration source panicked: {join}")),
         Err(_) => {
             tracing::warn!("configuration source did not stop in time");
             Ok(())
         }
-    }
+    };
+    served.and(source)
 }
 
 /// The default certificate: from the files given, else a self-signed one
