@@ -301,8 +301,9 @@ enum Failure {
 }
 
 impl Pool {
-    /// A pool with a share for each of `workers` workers; `max_idle`
-    /// bounds each share's list per endpoint.
+    /// A pool with a share for each of `workers` worker runtimes and one
+    /// for other threads; `max_idle` bounds each share's list per
+    /// endpoint.
     pub(crate) fn new(
         connect_timeout: Duration,
         idle_timeout: Duration,
@@ -1104,7 +1105,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(60),
             8,
-            1,
+            0,
         ))
     }
 
@@ -1230,7 +1231,7 @@ mod tests {
                 assert_eq!(&body[..], b"ok");
             }
         }
-        crate::workers::set_worker(0);
+        crate::workers::unset_worker();
         assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
         assert_eq!(pool.pooled(addr), 2);
     }
@@ -1602,7 +1603,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_millis(200),
             8,
-            1,
+            0,
         ));
         pool.sweep_in_background();
         let _ = get(&pool, a).await.unwrap();

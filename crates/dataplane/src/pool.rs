@@ -83,8 +83,9 @@ impl std::fmt::Debug for Http1Pool {
 const STALE_RETRIES: usize = 2;
 
 impl Http1Pool {
-    /// A pool with a share for each of `workers` workers; `max_idle`
-    /// bounds each share's list per endpoint.
+    /// A pool with a share for each of `workers` worker runtimes and one
+    /// for other threads; `max_idle` bounds each share's list per
+    /// endpoint.
     pub(crate) fn new(
         connect_timeout: Duration,
         idle_timeout: Duration,
@@ -270,7 +271,7 @@ mod tests {
     #[tokio::test]
     async fn reuses_idle_connections_and_replaces_closed_ones() {
         let (addr, accepted) = server(3, false).await;
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8, 1);
+        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8, 0);
         for i in 0..9 {
             let resp = pool
                 .send(addr, get())
@@ -296,7 +297,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(60),
             4,
-            1,
+            0,
         ));
         // Eight requests whose bodies are still arriving: eight
         // connections, since a busy one is never handed out.
@@ -327,7 +328,7 @@ mod tests {
     async fn idle_connections_of_unused_endpoints_are_swept() {
         let (a, _) = server(1000, false).await;
         let (b, _) = server(1000, false).await;
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_millis(100), 8, 1);
+        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_millis(100), 8, 0);
         let r = pool.send(a, get()).await.unwrap();
         let _ = r.into_body().collect().await.unwrap();
         assert_eq!(pool.pooled(a), 1);
@@ -344,7 +345,7 @@ mod tests {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = closed.local_addr().unwrap();
         drop(closed);
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 4, 1);
+        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 4, 0);
         assert!(matches!(
             pool.send(addr, get()).await,
             Err(UpstreamError::Connect(_))

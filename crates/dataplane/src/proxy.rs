@@ -90,7 +90,8 @@ pub struct ProxyConfig {
     pub https_redirect_port: u16,
     /// Data-plane worker threads with a runtime each (see
     /// [`crate::set_worker`]): the upstream pools keep a share per
-    /// worker. 1 for a single runtime, however many threads it has.
+    /// worker and one for every other thread. 0 when one runtime serves
+    /// everything, however many threads it has.
     pub workers: usize,
 }
 
@@ -107,7 +108,7 @@ impl Default for ProxyConfig {
             tunnel_idle_timeout: Duration::from_secs(3600),
             retry_buffer_bytes: 64 * 1024,
             https_redirect_port: 443,
-            workers: 1,
+            workers: 0,
         }
     }
 }

@@ -64,7 +64,8 @@ pub(crate) struct UpstreamConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle: usize,
-    /// Data-plane workers, each with its own share of the pools.
+    /// Data-plane workers with a runtime each, each with its own share of
+    /// the pools (0: one runtime for all).
     pub(crate) workers: usize,
 }
 

@@ -7,13 +7,17 @@
 //! an idle connection is registered with the runtime of the worker that
 //! opened it, so the pools keep one share per worker, and a request takes
 //! its connections from its own worker's share. Threads that are no
-//! worker (the control plane's, tests') use the first share.
+//! worker (the control plane's health checks, a single shared runtime's
+//! threads) have a share of their own.
 
 use std::cell::Cell;
 use std::sync::Mutex;
 
+/// The index of threads not marked as a worker.
+const NOT_A_WORKER: usize = usize::MAX;
+
 thread_local! {
-    static INDEX: Cell<usize> = const { Cell::new(0) };
+    static INDEX: Cell<usize> = const { Cell::new(NOT_A_WORKER) };
 }
 
 /// Marks the calling thread as data-plane worker `index` (from 0): the
@@ -23,29 +27,39 @@ pub fn set_worker(index: usize) {
     INDEX.with(|i| i.set(index));
 }
 
-/// The calling thread's worker index (0 for any thread not marked).
+/// Makes the calling thread no worker again (for tests that play
+/// several workers on one thread).
+#[cfg(test)]
+pub(crate) fn unset_worker() {
+    set_worker(NOT_A_WORKER);
+}
+
+/// The calling thread's worker index ([`NOT_A_WORKER`] if not marked).
 fn current() -> usize {
     INDEX.with(Cell::get)
 }
 
-/// One `T` behind its own lock per worker.
+/// One `T` behind its own lock per worker, and one for every other
+/// thread.
 pub(crate) struct PerWorker<T> {
     shares: Box<[Mutex<T>]>,
 }
 
 impl<T: Default> PerWorker<T> {
-    /// `workers` shares (at least one).
+    /// A share for each of `workers` workers and one for the rest.
     pub(crate) fn new(workers: usize) -> Self {
         Self {
-            shares: (0..workers.max(1)).map(|_| Mutex::default()).collect(),
+            shares: (0..=workers).map(|_| Mutex::default()).collect(),
         }
     }
 }
 
 impl<T> PerWorker<T> {
-    /// The calling worker's share.
+    /// The calling worker's share; for a thread that is no worker (or
+    /// past the workers counted), the last one.
     pub(crate) fn here(&self) -> &Mutex<T> {
-        &self.shares[current() % self.shares.len()]
+        let last = self.shares.len() - 1;
+        &self.shares[current().min(last)]
     }
 
     /// Every share, for work over all of them (sweeps, counts).
@@ -75,21 +89,30 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        // An unmarked thread is worker 0.
-        shares.here().lock().unwrap().push(7);
+        // A thread that is no worker has the last share.
+        std::thread::spawn({
+            let shares = shares.clone();
+            move || shares.here().lock().unwrap().push(7)
+        })
+        .join()
+        .unwrap();
         let seen: Vec<Vec<usize>> = shares.all().map(|m| m.lock().unwrap().clone()).collect();
-        assert_eq!(seen, vec![vec![0, 7], vec![1]]);
+        assert_eq!(seen, vec![vec![0], vec![1], vec![7]]);
     }
 
     #[test]
-    fn indexes_past_the_last_share_wrap_around() {
-        let shares = PerWorker::<Vec<usize>>::new(2);
+    fn without_workers_every_thread_shares_one() {
+        let shares = PerWorker::<Vec<usize>>::new(0);
         std::thread::scope(|s| {
+            s.spawn(|| shares.here().lock().unwrap().push(1));
             s.spawn(|| {
                 set_worker(3);
-                shares.here().lock().unwrap().push(3);
+                shares.here().lock().unwrap().push(2);
             });
         });
-        assert_eq!(*shares.all().nth(1).unwrap().lock().unwrap(), vec![3]);
+        let mut seen = shares.all().next().unwrap().lock().unwrap().clone();
+        seen.sort_unstable();
+        assert_eq!(seen, vec![1, 2]);
+        assert_eq!(shares.all().count(), 1);
     }
 }

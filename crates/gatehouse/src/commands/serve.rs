@@ -135,11 +135,12 @@ where
             .set_default_certificate(&chain, &key)
             .context("the default certificate")?;
     }
-    // The upstream pools keep a share per runtime.
+    // The upstream pools keep a share per worker runtime (and one for
+    // the threads of any other).
     let pool_shares = if per_thread(args, workers) {
         workers
     } else {
-        1
+        0
     };
     let mut limiter = dataplane::RateLimiter::new(args.rate_limit_max_keys);
     if let Some(url) = &args.redis_url {
