@@ -43,7 +43,7 @@ use tokio::net::TcpStream;
 
 use crate::body::{BoxError, UpstreamBody};
 use crate::headers::Forwarding;
-use crate::upstream::{UpstreamError, connect_tcp, lock};
+use crate::upstream::{UpstreamConfig, UpstreamError, connect_tcp, lock};
 use crate::workers::PerWorker;
 
 /// Largest response head (status line and headers) accepted.
@@ -301,20 +301,15 @@ enum Failure {
 }
 
 impl Pool {
-    /// A pool with a share for each of `workers` worker runtimes and one
-    /// for other threads; `max_idle` bounds each share's list per
-    /// endpoint.
-    pub(crate) fn new(
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-        max_idle: usize,
-        workers: usize,
-    ) -> Self {
+    /// A pool with a share for each of `config.workers` worker runtimes
+    /// and one for other threads; `config.max_idle` bounds each share's
+    /// list per endpoint.
+    pub(crate) fn new(config: &UpstreamConfig) -> Self {
         Self {
-            endpoints: PerWorker::new(workers),
-            connect_timeout,
-            idle_timeout,
-            max_idle: max_idle.max(1),
+            endpoints: PerWorker::new(config.workers),
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.idle_timeout,
+            max_idle: config.max_idle.max(1),
         }
     }
 
@@ -1101,12 +1096,11 @@ mod tests {
     }
 
     fn pool() -> Arc<Pool> {
-        Arc::new(Pool::new(
-            Duration::from_secs(1),
+        Arc::new(Pool::new(&UpstreamConfig::for_tests(
             Duration::from_secs(60),
             8,
             0,
-        ))
+        )))
     }
 
     fn request(method: Method, target: &str) -> Request<UpstreamBody> {
@@ -1202,12 +1196,11 @@ mod tests {
             .build()
             .unwrap();
         let (addr, seen) = upstream_runtime.block_on(upstream(vec![(ok, false); 4]));
-        let pool = Arc::new(Pool::new(
-            Duration::from_secs(1),
+        let pool = Arc::new(Pool::new(&UpstreamConfig::for_tests(
             Duration::from_secs(60),
             8,
             2,
-        ));
+        )));
         let workers: Vec<tokio::runtime::Runtime> = (0..2)
             .map(|_| {
                 tokio::runtime::Builder::new_current_thread()
@@ -1599,12 +1592,11 @@ mod tests {
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (a, _) = upstream(vec![(ok, true)]).await;
         let (b, _) = upstream(vec![(ok, false)]).await;
-        let pool = Arc::new(Pool::new(
-            Duration::from_secs(1),
+        let pool = Arc::new(Pool::new(&UpstreamConfig::for_tests(
             Duration::from_millis(200),
             8,
             0,
-        ));
+        )));
         pool.sweep_in_background();
         let _ = get(&pool, a).await.unwrap();
         let _ = get(&pool, b).await.unwrap();

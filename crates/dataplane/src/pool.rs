@@ -26,7 +26,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
 use crate::body::UpstreamBody;
-use crate::upstream::{UpstreamError, connect_tcp, lock};
+use crate::upstream::{UpstreamConfig, UpstreamError, connect_tcp, lock};
 use crate::workers::PerWorker;
 
 type Sender = http1::SendRequest<UpstreamBody>;
@@ -83,20 +83,15 @@ impl std::fmt::Debug for Http1Pool {
 const STALE_RETRIES: usize = 2;
 
 impl Http1Pool {
-    /// A pool with a share for each of `workers` worker runtimes and one
-    /// for other threads; `max_idle` bounds each share's list per
-    /// endpoint.
-    pub(crate) fn new(
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-        max_idle: usize,
-        workers: usize,
-    ) -> Self {
+    /// A pool with a share for each of `config.workers` worker runtimes
+    /// and one for other threads; `config.max_idle` bounds each share's
+    /// list per endpoint.
+    pub(crate) fn new(config: &UpstreamConfig) -> Self {
         Self {
-            endpoints: PerWorker::new(workers),
-            connect_timeout,
-            idle_timeout,
-            max_idle: max_idle.max(1),
+            endpoints: PerWorker::new(config.workers),
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.idle_timeout,
+            max_idle: config.max_idle.max(1),
         }
     }
 
@@ -271,7 +266,7 @@ mod tests {
     #[tokio::test]
     async fn reuses_idle_connections_and_replaces_closed_ones() {
         let (addr, accepted) = server(3, false).await;
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8, 0);
+        let pool = Http1Pool::new(&UpstreamConfig::for_tests(Duration::from_secs(60), 8, 0));
         for i in 0..9 {
             let resp = pool
                 .send(addr, get())
@@ -293,12 +288,11 @@ mod tests {
     #[tokio::test]
     async fn concurrent_requests_open_their_own_connections_up_to_the_bound() {
         let (addr, accepted) = server(1000, true).await;
-        let pool = Arc::new(Http1Pool::new(
-            Duration::from_secs(1),
+        let pool = Arc::new(Http1Pool::new(&UpstreamConfig::for_tests(
             Duration::from_secs(60),
             4,
             0,
-        ));
+        )));
         // Eight requests whose bodies are still arriving: eight
         // connections, since a busy one is never handed out.
         let mut held = Vec::new();
@@ -328,7 +322,7 @@ mod tests {
     async fn idle_connections_of_unused_endpoints_are_swept() {
         let (a, _) = server(1000, false).await;
         let (b, _) = server(1000, false).await;
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_millis(100), 8, 0);
+        let pool = Http1Pool::new(&UpstreamConfig::for_tests(Duration::from_millis(100), 8, 0));
         let r = pool.send(a, get()).await.unwrap();
         let _ = r.into_body().collect().await.unwrap();
         assert_eq!(pool.pooled(a), 1);
@@ -345,7 +339,7 @@ mod tests {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = closed.local_addr().unwrap();
         drop(closed);
-        let pool = Http1Pool::new(Duration::from_secs(1), Duration::from_secs(60), 4, 0);
+        let pool = Http1Pool::new(&UpstreamConfig::for_tests(Duration::from_secs(60), 4, 0));
         assert!(matches!(
             pool.send(addr, get()).await,
             Err(UpstreamError::Connect(_))

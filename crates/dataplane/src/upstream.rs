@@ -69,6 +69,20 @@ pub(crate) struct UpstreamConfig {
     pub(crate) workers: usize,
 }
 
+#[cfg(test)]
+impl UpstreamConfig {
+    /// Pool settings for tests: a 1 s connect timeout and the rest as
+    /// given.
+    pub(crate) fn for_tests(idle_timeout: Duration, max_idle: usize, workers: usize) -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout,
+            max_idle,
+            workers,
+        }
+    }
+}
+
 /// Every upstream connection the gateway holds.
 #[derive(Debug)]
 pub(crate) struct Upstreams {
@@ -85,18 +99,8 @@ pub(crate) struct Upstreams {
 
 impl Upstreams {
     pub(crate) fn new(config: &UpstreamConfig) -> Self {
-        let http1 = crate::pool::Http1Pool::new(
-            config.connect_timeout,
-            config.idle_timeout,
-            config.max_idle,
-            config.workers,
-        );
-        let direct = Arc::new(crate::h1::Pool::new(
-            config.connect_timeout,
-            config.idle_timeout,
-            config.max_idle,
-            config.workers,
-        ));
+        let http1 = crate::pool::Http1Pool::new(config);
+        let direct = Arc::new(crate::h1::Pool::new(config));
         direct.sweep_in_background();
         Self {
             direct,

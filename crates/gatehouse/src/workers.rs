@@ -65,6 +65,13 @@ pub(crate) async fn serve(
     // what one opened (an HTTP/2 upstream connection, the Redis client)
     // may serve another's last requests.
     let (release, released) = watch::channel(false);
+    let mut failure = None;
+    let mut fail = |index: usize, e: anyhow::Error| {
+        tracing::error!(worker = index, "data-plane worker did not start: {e:#}");
+        failure.get_or_insert(e.context(format!("data-plane worker {index} did not start")));
+        stop.send_replace(true);
+        shutdown.send_replace(true);
+    };
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     let mut threads = Vec::new();
@@ -82,28 +89,20 @@ pub(crate) async fn serve(
             .name(format!("gatehouse-w{index}"))
             .spawn(move || worker.run(sockets, started, ended));
         match spawned {
-            Ok(thread) => threads.push(thread),
-            Err(e) => {
-                let (failed, start) = oneshot::channel();
-                let _ = failed.send(Err(anyhow::Error::new(e).context("starting its thread")));
-                starts.push(start);
-                continue;
+            Ok(thread) => {
+                threads.push(thread);
+                starts.push((index, start));
+                ends.push((index, end));
             }
+            Err(e) => fail(index, anyhow::Error::new(e).context("starting its thread")),
         }
-        starts.push(start);
-        ends.push((index, end));
     }
-
-    let mut failure = None;
-    for (index, start) in starts.into_iter().enumerate() {
+    for (index, start) in starts {
         let outcome = start
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("its thread ended")));
         if let Err(e) = outcome {
-            tracing::error!(worker = index, "data-plane worker did not start: {e:#}");
-            failure.get_or_insert(e.context(format!("data-plane worker {index} did not start")));
-            stop.send_replace(true);
-            shutdown.send_replace(true);
+            fail(index, e);
         }
     }
     // Each worker's end is watched on its own, so a worker lost while the

@@ -105,8 +105,9 @@ where
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let workers = worker_count(args)?;
+    let per_thread = per_thread(args, workers);
     let https_addr = (!args.no_https).then_some(args.https_addr);
-    let listeners = if per_thread(args, workers) {
+    let listeners = if per_thread {
         Listeners::PerThread(crate::workers::bind(workers, args.http_addr, https_addr)?)
     } else {
         let http = dataplane::bind(args.http_addr).await?;
@@ -122,7 +123,7 @@ where
         https = ?https_addr,
         admin = %args.admin_addr,
         workers,
-        scheduler = if per_thread(args, workers) { "per-thread" } else { "one runtime" },
+        scheduler = if per_thread { "per-thread" } else { "one runtime" },
         "listening"
     );
 
@@ -137,11 +138,7 @@ where
     }
     // The upstream pools keep a share per worker runtime (and one for
     // the threads of any other).
-    let pool_shares = if per_thread(args, workers) {
-        workers
-    } else {
-        0
-    };
+    let pool_shares = if per_thread { workers } else { 0 };
     let mut limiter = dataplane::RateLimiter::new(args.rate_limit_max_keys);
     if let Some(url) = &args.redis_url {
         limiter = limiter
