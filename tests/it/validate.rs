@@ -18,6 +18,27 @@ fn the_quickstart_is_valid() {
     assert!(out.contains("0 error(s)"), "{out}");
 }
 
+/// The benchmark routes and the routes bench/pgo.sh trains the
+/// profile-guided build on: a route that were refused or not served
+/// would leave its feature out of the profile.
+#[test]
+fn the_benchmark_and_training_manifests_are_valid() {
+    let bench = repo().join("bench/gatehouse");
+    let training = repo().join("bench/pgo");
+    let (status, out) = run_gatehouse(&[
+        "validate",
+        "-f",
+        bench.to_str().unwrap(),
+        "-f",
+        training.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("0 error(s), 0 warning(s)") && !out.contains("not served"),
+        "{out}"
+    );
+}
+
 /// docker-compose.yaml serves the quickstart's routes with the backends of
 /// examples/compose: the same Services, so every route resolves.
 #[test]
