@@ -19,7 +19,7 @@ fn the_quickstart_is_valid() {
 }
 
 /// The benchmark routes and the routes bench/pgo.sh trains the
-/// profile-guided build on: a route that were refused or not served
+/// profile-guided build on: a route that was refused or not served
 /// would leave its feature out of the profile.
 #[test]
 fn the_benchmark_and_training_manifests_are_valid() {
