@@ -4,7 +4,10 @@
 # log), warming it for a second, driving it with wrk (64 connections,
 # CPU 1) and reading its CPU time from /proc. A contestant is a Gatehouse binary or the word `nginx`
 # or `haproxy` (bench/nginx.conf, bench/haproxy.cfg); CPU time is the
-# process's and its children's (nginx's workers).
+# process's and its children's (nginx's workers). The word `relay` is
+# HAProxy in TCP mode: it copies bytes between each client connection
+# and an upstream connection of its own without reading HTTP, so what it
+# costs is the floor for any proxy that moves requests through sockets.
 #
 # Rounds alternate which contestant goes first. Besides the medians of
 # each, the report pairs the two runs of every round: the median of the
@@ -21,12 +24,13 @@
 #   THREADS=2 bench/ab.sh A B    # two worker threads (nginx: processes)
 #   FLAGS_B="--scheduler work-stealing" THREADS=2 bench/ab.sh G G
 #                                # the same binary, B with extra flags
+#   bench/ab.sh nginx relay      # nginx against the byte relay's floor
 #   RATE=10000 bench/ab.sh A B   # a fixed rate (gatehouse-load) instead of
 #                                # wrk's closed loop; adds p50 and p99
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -eq 2 ] || { echo "usage: bench/ab.sh A B (each a gatehouse binary, nginx or haproxy)" >&2; exit 2; }
+[ $# -eq 2 ] || { echo "usage: bench/ab.sh A B (each a gatehouse binary, nginx, haproxy or relay)" >&2; exit 2; }
 ROUNDS=${ROUNDS:-7}
 DURATION=${DURATION:-5s}
 case ${SIZE:-small} in
@@ -67,6 +71,21 @@ user_ticks() { ticks "$1" 14; }
 work=$(mktemp -d)
 sed "s/^worker_processes 1;/worker_processes $THREADS;/" bench/nginx.conf > "$work/nginx.conf"
 sed "s/nbthread 1/nbthread $THREADS/" bench/haproxy.cfg > "$work/haproxy.cfg"
+cat > "$work/relay.cfg" <<EOF
+global
+    nbthread $THREADS
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend relay
+    bind 127.0.0.1:18989
+    default_backend upstream
+backend upstream
+    server up1 ${upstream_args[0]}
+EOF
 
 # start CONTESTANT FLAGS: runs it on CPU 0 (a Gatehouse binary with the
 # extra FLAGS), sets pid and port, waits until it answers.
@@ -82,6 +101,10 @@ start() {
     haproxy)
       taskset -c 0 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
       pid=$! port=18984
+      ;;
+    relay)
+      taskset -c 0 haproxy -f "$work/relay.cfg" -db >/dev/null 2>&1 &
+      pid=$! port=18989
       ;;
     *)
       # shellcheck disable=SC2086 # FLAGS are words

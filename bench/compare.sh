@@ -13,6 +13,14 @@
 #   ratelimit  a local rate limit on the route that never triggers
 #   routes10k  10,000 routes loaded (1,000 hosts), a request to one of them
 #   cache      a response cache hit
+# Besides the three proxies, `relay` is HAProxy in TCP mode: it copies
+# bytes between each client connection and an upstream connection of its
+# own without reading HTTP (keepalive only), which makes its cost the
+# floor for a proxy moving small HTTP/1.1 keep-alive requests through
+# sockets. (Elsewhere it is no floor: with 16 KiB responses its 16 KiB
+# buffers take two reads and writes per response, over h2c it passes the
+# client's multiplexed streams through as they are, and for close it
+# opens an upstream connection per request that the proxies keep alive.)
 # Each scenario gives requests/s (wrk/h2load, closed loop) and the proxy's
 # CPU time per request (user + system from /proc/<pid>/stat, over its
 # processes); the HTTP/1.1 keep-alive scenarios also get p50/p99 from a
@@ -170,8 +178,24 @@ start_proxies() { # threads
   sed "s/nbthread 1/nbthread $t/" bench/haproxy.cfg > "$work/haproxy.cfg"
   taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" &
   proxy_pids+=($!)
+  cat > "$work/relay.cfg" <<EOF
+global
+    nbthread $t
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+listen relay
+    bind 127.0.0.1:18989
+    server up1 127.0.0.1:18980
+EOF
+  taskset -c "$PROXY_CPU" haproxy -f "$work/relay.cfg" &
+  proxy_pids+=($!)
+  relay_pid=$!
   for u in http://127.0.0.1:18981/ https://127.0.0.1:18987/ http://127.0.0.1:18982/ https://127.0.0.1:18986/ \
-    http://127.0.0.1:18984/ https://127.0.0.1:18988/ http://127.0.0.1:18992/; do
+    http://127.0.0.1:18984/ https://127.0.0.1:18988/ http://127.0.0.1:18992/ http://127.0.0.1:18989/; do
     wait_url "$u"
   done
   until curl -sf http://127.0.0.1:18993/readyz >/dev/null; do sleep 0.05; done
@@ -189,6 +213,10 @@ target() {
     gatehouse) port=18981 pid=$gatehouse_pid h2=18981 tls=18987 ;;
     nginx) port=18982 pid=$nginx_pid h2=18983 tls=18986 ;;
     haproxy) port=18984 pid=$haproxy_pid h2=18985 tls=18988 ;;
+    relay)
+      [ "$s" = keepalive ] || return 0
+      port=18989 pid=$relay_pid h2="" tls=""
+      ;;
   esac
   case $s in
     keepalive) echo "$pid|wrk|http://127.0.0.1:$port/|bench.local|" ;;
@@ -207,7 +235,7 @@ target() {
   return 0
 }
 
-contestants=(direct gatehouse nginx haproxy)
+contestants=(direct relay gatehouse nginx haproxy)
 for threads in $THREADS_LIST; do
   start_proxies "$threads"
   declare -A rps=() cpu=() p50=() p99=() rss=()
