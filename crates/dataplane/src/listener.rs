@@ -156,12 +156,12 @@ async fn serve_with(
         // The task's own future stays small: Tokio copies a task's whole
         // future when it starts and ends, and a connection's state (with
         // its request's future in place) is several KiB. That state is
-        // boxed once, when the task first runs.
+        // boxed once, when the task first runs, and built in its box.
         tokio::spawn(async move {
             let _open = open;
             match scheme {
-                Scheme::Http => Box::pin(conn.serve_plain(stream)).await,
-                Scheme::Https => Box::pin(conn.serve_tls(stream)).await,
+                Scheme::Http => boxed_in_place(|| conn.serve_plain(stream)).await,
+                Scheme::Https => boxed_in_place(|| conn.serve_tls(stream)).await,
             }
         });
     }
@@ -178,6 +178,15 @@ async fn serve_with(
             tracing::warn!(listener = name, timeout = ?config.drain_timeout, "drain timeout reached; closing remaining connections");
         }
     }
+}
+
+/// The future `make` returns, in a box allocated before it is made: the
+/// compiler then builds it in the box, where `Box::pin(make())` builds it
+/// on the stack and copies the whole of it (a connection's state, several
+/// KiB, for every new connection).
+fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    let slot = Box::<F>::new_uninit();
+    Box::into_pin(Box::write(slot, make()))
 }
 
 /// An accepted connection, before anything has been read from it.
