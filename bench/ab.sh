@@ -5,7 +5,7 @@
 # CPU 1) and reading its CPU time from /proc. A contestant is a Gatehouse binary or the word `nginx`
 # or `haproxy` (bench/nginx.conf, bench/haproxy.cfg); CPU time is the
 # process's and its children's (nginx's workers). The word `relay` is
-# HAProxy in TCP mode: it copies bytes between each client connection
+# HAProxy in TCP mode (bench/relay.cfg): it copies bytes between each client connection
 # and an upstream connection of its own without reading HTTP, so what it
 # costs is the floor for any proxy that moves requests through sockets
 # (for small keep-alive responses only: with SIZE=16k its 16 KiB buffers
@@ -74,21 +74,7 @@ user_ticks() { ticks "$1" 14; }
 work=$(mktemp -d)
 sed "s/^worker_processes 1;/worker_processes $THREADS;/" bench/nginx.conf > "$work/nginx.conf"
 sed "s/nbthread 1/nbthread $THREADS/" bench/haproxy.cfg > "$work/haproxy.cfg"
-cat > "$work/relay.cfg" <<EOF
-global
-    nbthread $THREADS
-    maxconn 4000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-frontend relay
-    bind 127.0.0.1:18989
-    default_backend upstream
-backend upstream
-    server up1 ${upstream_args[0]}
-EOF
+sed -e "s/nbthread 1/nbthread $THREADS/" -e "s/127.0.0.1:18980/${upstream_args[0]}/" bench/relay.cfg > "$work/relay.cfg"
 
 # start CONTESTANT FLAGS: runs it on CPU 0 (a Gatehouse binary with the
 # extra FLAGS), sets pid and port, waits until it answers.
@@ -123,7 +109,8 @@ start() {
   echo "$1 never answered on port $port" >&2
   exit 1
 }
-case " $* " in *" haproxy "*) bench/certs.sh ;; esac
+# nginx.conf and haproxy.cfg have TLS listeners: they need the certificate.
+case " $* " in *" nginx "* | *" haproxy "*) bench/certs.sh ;; esac
 
 for round in $(seq "$ROUNDS"); do
   order="A B"

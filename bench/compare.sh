@@ -13,7 +13,8 @@
 #   ratelimit  a local rate limit on the route that never triggers
 #   routes10k  10,000 routes loaded (1,000 hosts), a request to one of them
 #   cache      a response cache hit
-# Besides the three proxies, `relay` is HAProxy in TCP mode: it copies
+# Besides the three proxies, `relay` is HAProxy in TCP mode
+# (bench/relay.cfg): it copies
 # bytes between each client connection and an upstream connection of its
 # own without reading HTTP (keepalive only), which makes its cost the
 # floor for a proxy moving small HTTP/1.1 keep-alive requests through
@@ -178,19 +179,7 @@ start_proxies() { # threads
   sed "s/nbthread 1/nbthread $t/" bench/haproxy.cfg > "$work/haproxy.cfg"
   taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" &
   proxy_pids+=($!)
-  cat > "$work/relay.cfg" <<EOF
-global
-    nbthread $t
-    maxconn 4000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-listen relay
-    bind 127.0.0.1:18989
-    server up1 127.0.0.1:18980
-EOF
+  sed "s/nbthread 1/nbthread $t/" bench/relay.cfg > "$work/relay.cfg"
   taskset -c "$PROXY_CPU" haproxy -f "$work/relay.cfg" &
   proxy_pids+=($!)
   relay_pid=$!
