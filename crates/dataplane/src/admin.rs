@@ -115,7 +115,7 @@ fn explain(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             "give ?host= (and optionally &path=, &method=, &header=Name:Value, &query=)\n",
         );
     };
-    let Some((host, _)) = crate::proxy::split_host(host) else {
+    let Some((host, _)) = crate::connection::split_host(host) else {
         return text(
             StatusCode::BAD_REQUEST,
             "host has a port that is not a number\n",

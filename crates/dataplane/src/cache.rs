@@ -362,7 +362,7 @@ impl ResponseCache {
 /// Reads `body` up to `limit` bytes. `Ok` is the whole body; `Err` is a
 /// body to stream on (what was read, then the rest) because it is larger.
 pub(crate) async fn read_up_to(
-    mut body: crate::body::FromUpstream,
+    mut body: crate::upstream::FromUpstream,
     limit: usize,
 ) -> Result<Bytes, crate::body::UnsyncBody> {
     use http_body_util::BodyExt;

@@ -9,7 +9,8 @@ use http_body_util::{BodyDataStream, BodyExt, StreamBody};
 use snapshot::{CompressionPolicy, Encoding};
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use crate::body::{BoxError, FromUpstream, UnsyncBody};
+use crate::body::{BoxError, UnsyncBody};
+use crate::upstream::FromUpstream;
 
 /// The encoding to apply to a response, if any: the route compresses, the
 /// client accepts one of the route's encodings, and the response is a

@@ -19,7 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http_body::{Body, Frame};
 
-use crate::body::{BoxError, FromUpstream};
+use crate::error::BoxError;
 
 /// What kind of gRPC a request speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,14 +107,14 @@ pub(crate) fn web_response_headers(headers: &mut HeaderMap, kind: GrpcKind, suff
 
 /// A gRPC-Web-text request body, base64-decoded for the upstream.
 #[derive(Debug)]
-pub(crate) struct DecodeText {
-    inner: crate::body::ClientBody,
+pub(crate) struct DecodeText<B> {
+    inner: B,
     pending: Vec<u8>,
     done: bool,
 }
 
-impl DecodeText {
-    pub(crate) fn new(inner: crate::body::ClientBody) -> Self {
+impl<B> DecodeText<B> {
+    pub(crate) fn new(inner: B) -> Self {
         Self {
             inner,
             pending: Vec::new(),
@@ -123,7 +123,11 @@ impl DecodeText {
     }
 }
 
-impl Body for DecodeText {
+impl<B> Body for DecodeText<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -184,16 +188,16 @@ fn decode_segments(input: &[u8]) -> Result<Vec<u8>, String> {
 /// A gRPC response body made into gRPC-Web: trailers become a final
 /// frame, and in text mode everything is base64.
 #[derive(Debug)]
-pub(crate) struct EncodeWeb {
-    inner: FromUpstream,
+pub(crate) struct EncodeWeb<B> {
+    inner: B,
     text: bool,
     /// Bytes not yet encoded in text mode (fewer than 3).
     carry: Vec<u8>,
     done: bool,
 }
 
-impl EncodeWeb {
-    pub(crate) fn new(inner: FromUpstream, kind: GrpcKind) -> Self {
+impl<B> EncodeWeb<B> {
+    pub(crate) fn new(inner: B, kind: GrpcKind) -> Self {
         Self {
             inner,
             text: kind == GrpcKind::WebText,
@@ -234,7 +238,10 @@ pub(crate) fn trailer_frame(trailers: &HeaderMap) -> Bytes {
     frame.freeze()
 }
 
-impl Body for EncodeWeb {
+impl<B> Body for EncodeWeb<B>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Unpin,
+{
     type Data = Bytes;
     type Error = BoxError;
 

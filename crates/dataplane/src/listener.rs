@@ -22,8 +22,9 @@ use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::body::FromClient;
-use crate::h1_server::{self, Outcome};
-use crate::proxy::{Connection, Proxy, TlsInfo};
+use crate::connection::{Connection, TlsInfo};
+use crate::http1::server::{self as h1_server, Outcome};
+use crate::pipeline::Proxy;
 use crate::proxy_protocol::{self, Prefixed};
 use crate::send_timeout::SendTimeout;
 use crate::tls::Choice;
@@ -323,7 +324,7 @@ where
 }
 
 /// The HTTP/1.1 and HTTP/2 servers of a listener: HTTP/1.1 connections
-/// start on the gateway's own server (`h1_server.rs`), which hands them to
+/// start on the gateway's own server (`http1/server.rs`), which hands them to
 /// hyper's when a request needs it.
 struct Servers {
     http1: http1::Builder,

@@ -12,7 +12,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
 use snapshot::{ApiKeys, BasicUsers, CorsPolicy, RoutePolicies};
 
-use crate::body::ProxyBody;
+use crate::proxy_body::ProxyBody;
 use crate::respond::ProxyError;
 
 /// Successful basic-auth checks, so bcrypt (tens of milliseconds by

@@ -8,8 +8,9 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::body::{BoxError, ProxyBody};
+use crate::error::BoxError;
 use crate::grpc;
+use crate::proxy_body::ProxyBody;
 
 /// Why a request could not be proxied.
 #[derive(Debug, thiserror::Error)]

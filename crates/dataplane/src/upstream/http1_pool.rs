@@ -1,6 +1,6 @@
 //! HTTP/1.1 keep-alive connections to plain-HTTP upstream endpoints,
 //! pooled per endpoint address, through hyper's client: for the requests
-//! `h1.rs` does not take (those with a body, upgrades, `Expect`).
+//! `http1/client.rs` does not take (those with a body, upgrades, `Expect`).
 //!
 //! A connection goes back into the pool as soon as its response head
 //! arrives, while the body may still be streaming; a checkout takes the
@@ -25,8 +25,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
+use super::connect::{UpstreamConfig, UpstreamError, connect_tcp, lock};
 use crate::body::UpstreamBody;
-use crate::upstream::{UpstreamConfig, UpstreamError, connect_tcp, lock};
 use crate::workers::PerWorker;
 
 type Sender = http1::SendRequest<UpstreamBody>;

@@ -37,10 +37,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::body::{FromClient, ProxyBody};
+use super::codec::{Field, Names, Said, header_map, place, poll_fill};
+use crate::body::FromClient;
+use crate::connection::Connection;
 use crate::deadline::RequestClock;
-use crate::h1::{Field, Names, Said, header_map, place, poll_fill};
-use crate::proxy::{Connection, Proxy};
+use crate::pipeline::Proxy;
+use crate::proxy_body::ProxyBody;
 use crate::proxy_protocol::Prefixed;
 
 /// The most headers parsed here; a request with more goes to hyper's

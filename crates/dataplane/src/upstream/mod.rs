@@ -1,19 +1,25 @@
 //! Connections to upstream endpoints.
 //!
 //! Plain HTTP/1.1 requests without a body are exchanged by the request's
-//! own task (`h1.rs`); other HTTP/1.1 requests go through hyper's client
-//! on a keep-alive pool per endpoint (`pool.rs`). HTTP/2 (h2c,
+//! own task (`http1/client.rs`); other HTTP/1.1 requests go through hyper's client
+//! on a keep-alive pool per endpoint (`http1_pool.rs`). HTTP/2 (h2c,
 //! gRPC) keeps one multiplexed connection per endpoint, opened on first
 //! use and replaced when it closes; requests carry the client's authority
 //! as `:authority` while the connection goes to the endpoint.
+
+pub(crate) mod connect;
+mod http1_pool;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
 use http::{Request, Response, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
@@ -21,21 +27,53 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use snapshot::{Cluster, UpstreamProtocol, UpstreamTls};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::body::{BoxError, FromUpstream, UpstreamBody};
+use crate::body::UpstreamBody;
+use crate::error::BoxError;
 use crate::headers::Forwarding;
 
-/// Why an upstream request failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum UpstreamError {
-    /// No connection could be made: nothing was sent, a retry is safe.
-    #[error("connect: {0}")]
-    Connect(#[source] BoxError),
-    /// The connection failed before a complete response arrived.
-    #[error("{0}")]
-    Reset(#[source] BoxError),
+pub(crate) use self::connect::{UpstreamConfig, UpstreamError, connect_tcp, lock};
+
+/// A response body as an upstream sends it: read by hyper's client
+/// (HTTP/2, TLS, requests with bodies, upgrades) or straight from the
+/// connection by the request's task (bodiless HTTP/1.1, see `http1/client.rs`).
+#[derive(Debug)]
+pub(crate) enum FromUpstream {
+    Hyper(Incoming),
+    Direct(crate::http1::client::Body),
+}
+
+impl Body for FromUpstream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Self::Direct(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Hyper(b) => b.is_end_stream(),
+            Self::Direct(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Hyper(b) => b.size_hint(),
+            Self::Direct(b) => b.size_hint(),
+        }
+    }
 }
 
 /// How to reach a cluster's endpoints: the HTTP version, and TLS when the
@@ -58,36 +96,11 @@ impl Transport {
 type TlsClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 type H2Sender = http2::SendRequest<UpstreamBody>;
 
-/// Settings of upstream connections.
-#[derive(Clone, Debug)]
-pub(crate) struct UpstreamConfig {
-    pub(crate) connect_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) max_idle: usize,
-    /// Data-plane workers with a runtime each, each with its own share of
-    /// the pools (0: one runtime for all).
-    pub(crate) workers: usize,
-}
-
-#[cfg(test)]
-impl UpstreamConfig {
-    /// Pool settings for tests: a 1 s connect timeout and the rest as
-    /// given.
-    pub(crate) fn for_tests(idle_timeout: Duration, max_idle: usize, workers: usize) -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(1),
-            idle_timeout,
-            max_idle,
-            workers,
-        }
-    }
-}
-
 /// Every upstream connection the gateway holds.
 #[derive(Debug)]
 pub(crate) struct Upstreams {
-    direct: Arc<crate::h1::Pool>,
-    http1: crate::pool::Http1Pool,
+    direct: Arc<crate::http1::client::Pool>,
+    http1: self::http1_pool::Http1Pool,
     h2: Mutex<HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>>,
     /// HTTP/1.1 over TLS: a pooled client per distinct TLS setting.
     tls_http1: Mutex<HashMap<Arc<UpstreamTls>, TlsClient>>,
@@ -99,8 +112,8 @@ pub(crate) struct Upstreams {
 
 impl Upstreams {
     pub(crate) fn new(config: &UpstreamConfig) -> Self {
-        let http1 = crate::pool::Http1Pool::new(config);
-        let direct = Arc::new(crate::h1::Pool::new(config));
+        let http1 = self::http1_pool::Http1Pool::new(config);
+        let direct = Arc::new(crate::http1::client::Pool::new(config));
         direct.sweep_in_background();
         Self {
             direct,
@@ -137,7 +150,7 @@ impl Upstreams {
                 let Some(tls) = tls else {
                     // Plain HTTP/1.1: our own pools, origin-form target.
                     *req.uri_mut() = Uri::from(path_and_query);
-                    if crate::h1::handles(&req) {
+                    if crate::http1::client::handles(&req) {
                         let resp = self.direct.send(endpoint, &mut req, forwarding).await?;
                         return Ok(resp.map(FromUpstream::Direct));
                     }
@@ -295,29 +308,6 @@ where
         }
     });
     Ok(sender)
-}
-
-/// Locks `m`. A poisoned lock only means another request panicked while
-/// holding it; the maps and lists behind these locks are still usable.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A TCP connection to `endpoint` within `timeout`, with Nagle off.
-pub(crate) async fn connect_tcp(
-    endpoint: SocketAddr,
-    timeout: Duration,
-) -> Result<TcpStream, UpstreamError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(endpoint))
-        .await
-        .map_err(|_| {
-            UpstreamError::Connect(
-                format!("connecting to {endpoint} timed out after {timeout:?}").into(),
-            )
-        })?
-        .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
 }
 
 fn client_config(
