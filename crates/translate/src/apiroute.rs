@@ -220,6 +220,7 @@ fn translate_rule(
             &ctx.namespace,
             &format!("{field}.backendTls"),
             ctx.resources,
+            builder.tls.now(),
             diags,
         ));
     }

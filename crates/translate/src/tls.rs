@@ -95,6 +95,11 @@ fn secret_value(secret: &Secret, key: &str) -> Option<Arc<[u8]>> {
 }
 
 impl Collector {
+    /// The time certificates are checked against (`Options.now`).
+    pub(crate) fn now(&self) -> SystemTime {
+        self.now
+    }
+
     /// A collector checking certificate validity at `now`.
     pub(crate) fn at(now: SystemTime) -> Self {
         Self {
@@ -344,6 +349,7 @@ pub(crate) fn backend_tls(
     namespace: &str,
     field: &str,
     resources: &ResourceSet,
+    now: SystemTime,
     diags: &mut Diagnostics,
 ) -> crate::traffic::BackendTlsDraft {
     let mut draft = crate::traffic::BackendTlsDraft {
@@ -399,7 +405,7 @@ pub(crate) fn backend_tls(
                 format!("Secret {source} does not exist"),
             ),
             Some((Some(chain_pem), Some(key_pem))) => {
-                match tls::check_pair(&chain_pem, &key_pem, std::time::SystemTime::now()) {
+                match tls::check_pair(&chain_pem, &key_pem, now) {
                     Ok(info) => {
                         draft.client_certificate = Some(Certificate {
                             source,
