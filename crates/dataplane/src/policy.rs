@@ -10,7 +10,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
-use snapshot::{ApiKeys, BasicUsers, CorsPolicy, RoutePolicies};
+use snapshot::{ApiKeys, BasicUsers, CorsPolicy, Jwks, JwksSource, RoutePolicies};
 
 use crate::proxy_body::ProxyBody;
 use crate::respond::ProxyError;
@@ -400,24 +400,18 @@ pub(crate) async fn external(
     ))))
 }
 
-/// A verification key of a JWKS.
-struct JwtKey {
-    kid: Option<String>,
-    alg: jsonwebtoken::Algorithm,
-    key: jsonwebtoken::DecodingKey,
-}
-
 type HttpsClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     http_body_util::Full<Bytes>,
 >;
 
-/// Keys and when they were read.
-type ReadKeys = (std::time::Instant, Arc<Vec<JwtKey>>);
+/// A fetched key set and when it was read.
+type ReadKeys = (std::time::Instant, Jwks);
 
-/// JWKS by source (the inline JSON or the URL), with when each was read.
+/// Key sets fetched from URLs, with when each was read. (Key sets from
+/// Secrets come parsed in the snapshot and never pass through here.)
 pub(crate) struct JwksCache {
-    sets: Mutex<HashMap<String, ReadKeys>>,
+    sets: Mutex<HashMap<http::Uri, ReadKeys>>,
     client: Option<HttpsClient>,
 }
 
@@ -429,32 +423,6 @@ impl std::fmt::Debug for JwksCache {
 
 const JWKS_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
 const JWKS_MIN_REFETCH: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn jwt_keys(set: &jsonwebtoken::jwk::JwkSet) -> Vec<JwtKey> {
-    use jsonwebtoken::Algorithm;
-    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
-    set.keys
-        .iter()
-        .filter_map(|jwk| {
-            let alg = match &jwk.algorithm {
-                AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
-                    Algorithm::ES256
-                }
-                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-                    Algorithm::EdDSA
-                }
-                AlgorithmParameters::OctetKey(_) => Algorithm::HS256,
-                _ => return None,
-            };
-            Some(JwtKey {
-                kid: jwk.common.key_id.clone(),
-                alg,
-                key: jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?,
-            })
-        })
-        .collect()
-}
 
 impl JwksCache {
     pub(crate) fn new() -> Self {
@@ -476,7 +444,7 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self, uri: &http::Uri) -> Result<Vec<JwtKey>, String> {
+    async fn fetch(&self, uri: &http::Uri) -> Result<Jwks, String> {
         use http_body_util::BodyExt;
         let client = self
             .client
@@ -495,64 +463,52 @@ impl JwksCache {
                 .await
                 .map_err(|e| e.to_string())?
                 .to_bytes();
-            let set: jsonwebtoken::jwk::JwkSet =
-                serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-            Ok(jwt_keys(&set))
+            Jwks::parse(std::str::from_utf8(&body).map_err(|e| e.to_string())?)
         };
         tokio::time::timeout(std::time::Duration::from_secs(5), work)
             .await
             .map_err(|_| "timed out".to_owned())?
     }
 
-    /// The keys of `source`; `refresh` asks for a re-read of a URL (an
-    /// unknown key id), honoured at most every 30 s.
-    async fn keys(&self, source: &snapshot::JwksSource, refresh: bool) -> Arc<Vec<JwtKey>> {
-        let id = match source {
-            snapshot::JwksSource::Inline(json) => json.to_string(),
-            snapshot::JwksSource::Uri(u) => u.to_string(),
+    /// The keys of `source` (`None`: none could be read); `refresh` asks
+    /// for a re-read of a URL (an unknown key id), honoured at most every
+    /// `JWKS_MIN_REFETCH`.
+    async fn keys(&self, source: &JwksSource, refresh: bool) -> Option<Jwks> {
+        let uri = match source {
+            JwksSource::Inline(set) => return Some(set.clone()),
+            JwksSource::Uri(uri) => uri,
         };
         let cached = self
             .sets
             .lock()
             .ok()
-            .and_then(|m| m.get(&id).map(|(t, k)| (*t, k.clone())));
-        let stale = match (&cached, source) {
-            (None, _) => true,
-            (Some(_), snapshot::JwksSource::Inline(_)) => false,
-            (Some((t, _)), snapshot::JwksSource::Uri(_)) => {
-                t.elapsed() > JWKS_REFRESH || (refresh && t.elapsed() > JWKS_MIN_REFETCH)
-            }
-        };
+            .and_then(|m| m.get(uri).map(|(t, k)| (*t, k.clone())));
+        let stale = cached.as_ref().is_none_or(|(t, _)| {
+            t.elapsed() > JWKS_REFRESH || (refresh && t.elapsed() > JWKS_MIN_REFETCH)
+        });
         if !stale {
-            return cached.map(|(_, k)| k).unwrap_or_default();
+            return cached.map(|(_, k)| k);
         }
-        let fresh = match source {
-            snapshot::JwksSource::Inline(json) => serde_json::from_str(json)
-                .map(|set| jwt_keys(&set))
-                .map_err(|e| e.to_string()),
-            snapshot::JwksSource::Uri(u) => self.fetch(u).await,
-        };
-        match fresh {
+        match self.fetch(uri).await {
             Ok(keys) => {
-                let keys = Arc::new(keys);
                 if let Ok(mut m) = self.sets.lock() {
-                    m.insert(id, (std::time::Instant::now(), keys.clone()));
+                    m.insert(uri.clone(), (std::time::Instant::now(), keys.clone()));
                 }
-                keys
+                Some(keys)
             }
             Err(e) => {
-                tracing::warn!(jwks = %id.chars().take(200).collect::<String>(), error = %e, "cannot read the JWKS; keeping the last good keys");
+                tracing::warn!(jwks = %uri, error = %e, "cannot read the JWKS; keeping the last good keys");
                 // Try again no sooner than the minimum refetch interval.
                 if let (Ok(mut m), Some((_, k))) = (self.sets.lock(), &cached) {
                     m.insert(
-                        id,
+                        uri.clone(),
                         (
                             std::time::Instant::now() - JWKS_REFRESH + JWKS_MIN_REFETCH,
                             k.clone(),
                         ),
                     );
                 }
-                cached.map(|(_, k)| k).unwrap_or_default()
+                cached.map(|(_, k)| k)
             }
         }
     }
@@ -601,16 +557,19 @@ pub(crate) async fn check_jwt(
     ) {
         return Err(invalid());
     }
-    let pick = |keys: &Arc<Vec<JwtKey>>| {
-        keys.iter()
-            .filter(|k| k.alg == head.alg)
-            .filter(|k| head.kid.is_none() || k.kid == head.kid)
-            .map(|k| k.key.clone())
-            .collect::<Vec<_>>()
+    let pick = |set: Option<Jwks>| {
+        set.map_or_else(Vec::new, |set| {
+            set.keys()
+                .iter()
+                .filter(|k| k.alg == head.alg)
+                .filter(|k| head.kid.is_none() || k.kid == head.kid)
+                .map(|k| k.key.clone())
+                .collect::<Vec<_>>()
+        })
     };
-    let mut candidates = pick(&cache.keys(&policy.jwks, false).await);
+    let mut candidates = pick(cache.keys(&policy.jwks, false).await);
     if candidates.is_empty() {
-        candidates = pick(&cache.keys(&policy.jwks, true).await);
+        candidates = pick(cache.keys(&policy.jwks, true).await);
     }
     let mut validation = jsonwebtoken::Validation::new(head.alg);
     validation.leeway = u64::from(policy.leeway_seconds);

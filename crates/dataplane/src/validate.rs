@@ -2,12 +2,9 @@
 //! checked against a JSON Schema, with failures as RFC 9457 problem
 //! details.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
-use snapshot::RequestValidation;
+use snapshot::{JsonSchema, RequestValidation};
 
 use crate::respond::ProxyError;
 
@@ -49,63 +46,26 @@ pub(crate) fn content_type_allowed(v: &RequestValidation, headers: &HeaderMap) -
     v.content_types.iter().any(|t| **t == *media)
 }
 
-/// Compiled schemas by their text, shared across configuration swaps.
-#[derive(Default)]
-pub(crate) struct Validators {
-    compiled: Mutex<HashMap<Arc<str>, Arc<jsonschema::Validator>>>,
-}
-
-impl std::fmt::Debug for Validators {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Validators")
-    }
-}
-
-impl Validators {
-    fn get(&self, schema: &Arc<str>) -> Option<Arc<jsonschema::Validator>> {
-        let mut m = self
-            .compiled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(v) = m.get(schema) {
-            return Some(v.clone());
-        }
-        let value: serde_json::Value = serde_json::from_str(schema).ok()?;
-        let v = Arc::new(jsonschema::validator_for(&value).ok()?);
-        if m.len() > 1000 {
-            m.clear();
-        }
-        m.insert(schema.clone(), v.clone());
-        Some(v)
-    }
-
-    /// Checks a JSON body against `schema`.
-    pub(crate) fn check(&self, schema: &Arc<str>, body: &[u8]) -> Result<(), ProxyError> {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            ProxyError::Invalid(problem(
-                "The request body is not valid JSON",
-                &[(String::new(), e.to_string())],
-            ))
-        })?;
-        let Some(validator) = self.get(schema) else {
-            // The translator checked it compiles; refuse rather than skip.
-            return Err(ProxyError::Invalid(problem(
-                "The schema cannot be used",
-                &[],
-            )));
-        };
-        let violations: Vec<(String, String)> = validator
-            .iter_errors(&value)
-            .take(MAX_VIOLATIONS)
-            .map(|e| (e.instance_path().to_string(), e.to_string()))
-            .collect();
-        if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(ProxyError::Invalid(problem(
-                "The request body does not match the schema",
-                &violations,
-            )))
-        }
+/// Checks a JSON body against the route's compiled schema.
+pub(crate) fn check(schema: &JsonSchema, body: &[u8]) -> Result<(), ProxyError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ProxyError::Invalid(problem(
+            "The request body is not valid JSON",
+            &[(String::new(), e.to_string())],
+        ))
+    })?;
+    let violations: Vec<(String, String)> = schema
+        .validator()
+        .iter_errors(&value)
+        .take(MAX_VIOLATIONS)
+        .map(|e| (e.instance_path().to_string(), e.to_string()))
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ProxyError::Invalid(problem(
+            "The request body does not match the schema",
+            &violations,
+        )))
     }
 }

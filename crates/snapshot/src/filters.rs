@@ -163,7 +163,16 @@ pub struct Rewrite {
     pub path: Option<PathRewrite>,
 }
 
-fn ser_opt_value<S: Serializer>(v: &Option<HeaderValue>, s: S) -> Result<S::Ok, S::Error> {
+/// A header value as text (the snapshot dump).
+pub(crate) fn ser_value<S: Serializer>(v: &HeaderValue, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(v.as_bytes()))
+}
+
+/// An optional header value as text.
+pub(crate) fn ser_opt_value<S: Serializer>(
+    v: &Option<HeaderValue>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => s.serialize_str(&String::from_utf8_lossy(v.as_bytes())),
         None => s.serialize_none(),

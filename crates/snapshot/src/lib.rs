@@ -11,6 +11,7 @@
 //! and `explain` can say where a decision came from.
 
 mod cluster;
+mod compiled;
 mod duration;
 mod explain;
 mod filters;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use cluster::{Cluster, ClusterIndex, Endpoint, UpstreamTls};
+pub use compiled::{JsonSchema, Jwks, JwtKey};
 pub use explain::{
     BackendSummary, ChosenHost, ConsideredEntry, ExplainedRequest, Explanation, RouteRow,
     RouteSummary,

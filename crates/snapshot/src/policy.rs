@@ -215,8 +215,8 @@ pub struct JwtPolicy {
 /// A JWKS.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum JwksSource {
-    /// The set itself (JSON), from a Secret.
-    Inline(#[serde(skip)] Arc<str>),
+    /// The set itself, from a Secret, parsed by the translator.
+    Inline(#[serde(skip)] crate::Jwks),
     /// A URL to fetch it from.
     Uri(#[serde(serialize_with = "ser_display")] http::Uri),
 }
@@ -326,8 +326,8 @@ pub struct RequestValidation {
     pub required_headers: Vec<HeaderName>,
     /// Allowed media types (lowercase, no parameters).
     pub content_types: Vec<Box<str>>,
-    /// JSON Schema text, already checked to compile.
-    pub json_schema: Option<Arc<str>>,
+    /// The JSON Schema a JSON body must match, compiled.
+    pub json_schema: Option<crate::JsonSchema>,
 }
 
 /// How the query enters a cache key.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use serde::{Serialize, Serializer};
 
 use crate::cluster::ClusterIndex;
@@ -169,7 +170,8 @@ pub struct DirectResponse {
     /// Status code.
     pub status: u16,
     /// Content type of the body.
-    pub content_type: Arc<str>,
+    #[serde(serialize_with = "crate::filters::ser_value")]
+    pub content_type: HeaderValue,
     /// Body.
     #[serde(serialize_with = "ser_body")]
     pub body: Bytes,

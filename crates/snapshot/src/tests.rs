@@ -14,7 +14,7 @@ fn route(id: &str) -> Route {
         },
         action: Action::Respond(DirectResponse {
             status: 200,
-            content_type: "text/plain".into(),
+            content_type: http::HeaderValue::from_static("text/plain"),
             body: bytes::Bytes::from_static(b""),
         }),
         request_timeout: None,

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use serde::{Serialize, Serializer};
 
 use crate::host::{HostIndex, HostPattern};
@@ -74,7 +74,8 @@ pub struct TlsHost {
     /// Plain HTTP requests for this host are redirected to HTTPS.
     pub redirect: bool,
     /// `Strict-Transport-Security` value added to HTTPS responses.
-    pub hsts: Option<Arc<str>>,
+    #[serde(serialize_with = "crate::filters::ser_opt_value")]
+    pub hsts: Option<HeaderValue>,
     /// Client certificate verification.
     pub client_validation: Option<ClientValidation>,
     /// The object that configured it (`kind/namespace/name`).

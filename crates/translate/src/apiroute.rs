@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use http::HeaderValue;
+
 use api::{
     ApiRoute, BackendRef, HeaderMatch, PathMatchType, QueryParamMatch, RouteMatch, RouteRule,
     StringMatchType,
@@ -23,8 +25,8 @@ use snapshot::{
 use crate::backends::{Backends, PortRef, Use};
 use crate::builder::{Builder, Provenance, Tier};
 use crate::class::Classes;
-use crate::diagnostics::{Diagnostics, ObjectRef, Reason};
-use crate::filters::{self, FieldError, RuleCtx};
+use crate::diagnostics::{Diagnostics, FieldError, ObjectRef, Reason};
+use crate::filters::{self, RuleCtx};
 use crate::traffic::ClusterSettings;
 use crate::values::{check_header_name, check_hostname, normalize_rule_path, parse_duration};
 use crate::{ResourceSet, created_seconds};
@@ -558,7 +560,7 @@ fn propose_tls(
         if h.preload {
             v.push_str("; preload");
         }
-        Arc::<str>::from(v)
+        HeaderValue::try_from(v).expect("digits and fixed directives are a valid header value")
     });
     let client = tls.client_validation.as_ref().and_then(|c| {
         let forward_header = match c.forward_subject_header.as_deref() {

@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+/// A problem with one field of an object: the field's path and what is
+/// wrong with it.
+pub(crate) type FieldError = (String, String);
+
 /// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Severity {

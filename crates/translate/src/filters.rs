@@ -13,12 +13,9 @@ use snapshot::{
 
 use crate::backends::{Backends, PortRef, Use};
 use crate::builder::Builder;
-use crate::diagnostics::{Diagnostics, ObjectRef};
+use crate::diagnostics::{Diagnostics, FieldError, ObjectRef};
 use crate::traffic::ClusterSettings;
 use crate::values::{check_header_name, check_hostname, normalize_rule_path};
-
-/// A problem with one field: its path and what is wrong.
-pub(crate) type FieldError = (String, String);
 
 /// What a rule's filters amount to.
 #[derive(Debug, Default)]
@@ -456,16 +453,17 @@ fn direct_response(d: &ApiDirectResponse, field: &str) -> Result<DirectResponse,
         .content_type
         .clone()
         .unwrap_or_else(|| "text/plain; charset=utf-8".to_owned());
-    if HeaderValue::from_str(&content_type).is_err() {
+    let content_type = HeaderValue::from_str(&content_type).ok();
+    if content_type.is_none() {
         errors.push((
             format!("{field}.contentType"),
             "the content type has characters a header cannot carry".into(),
         ));
     }
-    match status {
-        Some(status) if errors.is_empty() => Ok(DirectResponse {
+    match (status, content_type) {
+        (Some(status), Some(content_type)) if errors.is_empty() => Ok(DirectResponse {
             status,
-            content_type: content_type.into(),
+            content_type,
             body: Bytes::from(body),
         }),
         _ => Err(errors),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use k8s_openapi::api::core::v1::Secret;
 use snapshot::{AcmeCertificate, Certificate, ClientValidation, HostPattern, TlsHost, TlsHosts};
 
@@ -56,7 +56,7 @@ pub(crate) struct Request<'a> {
     /// "not issued yet", not an error.
     pub(crate) acme: Option<AcmeRequest>,
     pub(crate) redirect: bool,
-    pub(crate) hsts: Option<Arc<str>>,
+    pub(crate) hsts: Option<HeaderValue>,
     pub(crate) client: Option<ClientRequest<'a>>,
 }
 

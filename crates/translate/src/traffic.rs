@@ -9,7 +9,7 @@ use snapshot::{
     RetryPolicy, Traffic, UpstreamProtocol, UpstreamTls,
 };
 
-use crate::filters::FieldError;
+use crate::diagnostics::FieldError;
 use crate::values::{check_header_name, normalize_rule_path, parse_duration};
 
 /// Settings that belong to a cluster rather than a route: every route
@@ -90,6 +90,70 @@ fn small<T: TryFrom<i32>>(
     }
 }
 
+/// A rule's retry policy, with defaults: two attempts on connect
+/// failures, backoff 25 ms to 250 ms, a budget of 20 %.
+fn retry_policy(r: &api::Retry, field: &str, errors: &mut Vec<FieldError>) -> RetryPolicy {
+    let f = format!("{field}.retry");
+    let attempts = small::<u8>(
+        r.attempts.unwrap_or(2),
+        format!("{f}.attempts"),
+        0..=5,
+        errors,
+    )
+    .unwrap_or(0);
+    let on = if r.on.is_empty() {
+        vec![RetryOn::ConnectFailure]
+    } else {
+        r.on.clone()
+    };
+    let backoff = r.backoff.clone().unwrap_or_default();
+    let base = duration(
+        backoff.base.as_ref(),
+        format!("{f}.backoff.base"),
+        Duration::from_millis(25),
+        errors,
+    );
+    let max = duration(
+        backoff.max.as_ref(),
+        format!("{f}.backoff.max"),
+        Duration::from_millis(250),
+        errors,
+    );
+    if base > max {
+        errors.push((
+            format!("{f}.backoff.base"),
+            format!("base ({base:?}) must not exceed max ({max:?})"),
+        ));
+    }
+    RetryPolicy {
+        attempts,
+        on_connect_failure: on.contains(&RetryOn::ConnectFailure),
+        on_reset: on.contains(&RetryOn::Reset),
+        on_gateway_error: on.contains(&RetryOn::GatewayError),
+        per_try_timeout: r
+            .per_try_timeout
+            .as_ref()
+            .map(|t| {
+                duration(
+                    Some(t),
+                    format!("{f}.perTryTimeout"),
+                    Duration::ZERO,
+                    errors,
+                )
+            })
+            .filter(|t| !t.is_zero()),
+        backoff_base: base,
+        backoff_max: max,
+        budget_percent: small::<u8>(
+            r.budget_percent.unwrap_or(20),
+            format!("{f}.budgetPercent"),
+            0..=100,
+            errors,
+        )
+        .unwrap_or(20),
+    }
+}
+
 /// The route-level traffic settings of a rule.
 pub(crate) fn route_traffic(
     rule: &RouteRule,
@@ -162,67 +226,7 @@ pub(crate) fn route_traffic(
             });
         }
     }
-    if let Some(r) = &rule.retry {
-        let f = format!("{field}.retry");
-        let attempts = small::<u8>(
-            r.attempts.unwrap_or(2),
-            format!("{f}.attempts"),
-            0..=5,
-            errors,
-        )
-        .unwrap_or(0);
-        let on = if r.on.is_empty() {
-            vec![RetryOn::ConnectFailure]
-        } else {
-            r.on.clone()
-        };
-        let backoff = r.backoff.clone().unwrap_or_default();
-        let base = duration(
-            backoff.base.as_ref(),
-            format!("{f}.backoff.base"),
-            Duration::from_millis(25),
-            errors,
-        );
-        let max = duration(
-            backoff.max.as_ref(),
-            format!("{f}.backoff.max"),
-            Duration::from_millis(250),
-            errors,
-        );
-        if base > max {
-            errors.push((
-                format!("{f}.backoff.base"),
-                format!("base ({base:?}) must not exceed max ({max:?})"),
-            ));
-        }
-        traffic.retry = Some(RetryPolicy {
-            attempts,
-            on_connect_failure: on.contains(&RetryOn::ConnectFailure),
-            on_reset: on.contains(&RetryOn::Reset),
-            on_gateway_error: on.contains(&RetryOn::GatewayError),
-            per_try_timeout: r
-                .per_try_timeout
-                .as_ref()
-                .map(|t| {
-                    duration(
-                        Some(t),
-                        format!("{f}.perTryTimeout"),
-                        Duration::ZERO,
-                        errors,
-                    )
-                })
-                .filter(|t| !t.is_zero()),
-            backoff_base: base,
-            backoff_max: max,
-            budget_percent: small::<u8>(
-                r.budget_percent.unwrap_or(20),
-                format!("{f}.budgetPercent"),
-                0..=100,
-                errors,
-            )
-            .unwrap_or(20),
-        });
-    }
+    traffic.retry = rule.retry.as_ref().map(|r| retry_policy(r, field, errors));
     if let Some(c) = &rule.compression {
         let f = format!("{field}.compression");
         let encodings = if c.algorithms.is_empty() {

@@ -29,9 +29,8 @@ fn direct(d: &DirectResponse) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::full(d.body.clone()));
     *resp.status_mut() =
         StatusCode::from_u16(d.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(ct) = HeaderValue::from_str(&d.content_type) {
-        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
-    }
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, d.content_type.clone());
     resp
 }
 

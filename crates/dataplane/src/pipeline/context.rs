@@ -65,6 +65,14 @@ pub(super) enum ReqBody {
     Buffered(Bytes),
 }
 
+impl ReqBody {
+    /// The body, leaving an empty one in its place (for a phase that
+    /// reads it and puts back what it read).
+    pub(super) fn take(&mut self) -> Self {
+        std::mem::replace(self, Self::Buffered(Bytes::new()))
+    }
+}
+
 /// The request as it moves through the phases, which change it on its
 /// way upstream.
 pub(super) struct Downstream {

@@ -21,13 +21,21 @@ static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 /// response (in `respond.rs` of the crate, the one place that decides
 /// them), then every response gets what the context collected.
 pub(super) fn finish(
-    cx: RequestCtx<'_>,
+    mut cx: RequestCtx<'_>,
     outcome: Result<Response<ProxyBody>, ProxyError>,
 ) -> Response<ProxyBody> {
+    let mut resp = match outcome {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::debug!(client = %cx.conn.peer.ip(), request_id = ?cx.request_id, error = %e, "request failed");
+            if cx.obs.recording {
+                cx.obs.error = Some(e.to_string());
+            }
+            e.into_response(cx.grpc())
+        }
+    };
     let RequestCtx {
-        conn,
         request_id,
-        grpc,
         mut obs,
         hsts,
         rate_limit,
@@ -35,16 +43,6 @@ pub(super) fn finish(
         slot,
         ..
     } = cx;
-    let mut resp = match outcome {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::debug!(client = %conn.peer.ip(), request_id = ?request_id, error = %e, "request failed");
-            if obs.recording {
-                obs.error = Some(e.to_string());
-            }
-            e.into_response(grpc.as_ref().map(|(k, s)| (*k, s.as_str())))
-        }
-    };
     if obs.detailed() {
         obs.request_id = Some(request_id.clone());
     }

@@ -124,7 +124,7 @@ impl Proxy {
         self.validate(route, &mut rq, body_limit).await?;
         // Rewrite.
         let keys = Keys::of(&route.traffic, &rq.parts, cx.client_ip);
-        let from = rewrite::From {
+        let from = rewrite::Sources {
             matched: &matched,
             target: &target,
             asked,

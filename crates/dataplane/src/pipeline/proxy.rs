@@ -80,7 +80,6 @@ pub struct Proxy {
     pub(super) auth_client: crate::policy::AuthClient,
     pub(super) cache: Arc<ResponseCache>,
     pub(super) jwks: crate::policy::JwksCache,
-    pub(super) validators: crate::validate::Validators,
     pub(super) telemetry: Arc<telemetry::Telemetry>,
 }
 
@@ -113,7 +112,6 @@ impl Proxy {
             basic_cache: Arc::default(),
             auth_client: crate::policy::auth_client(),
             jwks: crate::policy::JwksCache::new(),
-            validators: crate::validate::Validators::default(),
             cache,
         }
     }

@@ -95,7 +95,7 @@ impl Keys {
 }
 
 /// What the rewrite works from besides the request.
-pub(super) struct From<'a, 'r> {
+pub(super) struct Sources<'a, 'r> {
     pub(super) matched: &'a Matched<'a>,
     pub(super) target: &'a Target<'r>,
     pub(super) asked: &'a Asked,
@@ -108,7 +108,7 @@ pub(super) struct From<'a, 'r> {
 pub(super) fn rewrite(
     cx: &RequestCtx<'_>,
     parts: &mut Parts,
-    from: &From<'_, '_>,
+    from: &Sources<'_, '_>,
     admitted: Admitted,
 ) -> Result<Head, ProxyError> {
     let Admitted {
@@ -156,7 +156,7 @@ pub(super) fn rewrite(
 fn rewrite_headers(
     cx: &RequestCtx<'_>,
     parts: &mut Parts,
-    from: &From<'_, '_>,
+    from: &Sources<'_, '_>,
 ) -> Option<HeaderValue> {
     // The host the client asked for: an absolute target's authority
     // (HTTP/2's `:authority`, or an HTTP/1.1 absolute-form target, whose
@@ -208,7 +208,7 @@ fn rewrite_headers(
 /// nothing changed them, else the rewritten path with the query (less an
 /// API key the gateway took from it).
 fn path_and_query(
-    from: &From<'_, '_>,
+    from: &Sources<'_, '_>,
     upstream_path: Option<String>,
     auth_query: Option<String>,
 ) -> Result<PathAndQuery, ProxyError> {

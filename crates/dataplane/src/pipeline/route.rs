@@ -33,11 +33,10 @@ impl Proxy {
         let mut lookup = active.snapshot.route(&info);
         let json;
         if let Lookup::NeedBody = lookup {
-            let incoming =
-                match std::mem::replace(&mut rq.body, ReqBody::Buffered(Default::default())) {
-                    ReqBody::Streamed(incoming) => incoming,
-                    ReqBody::Buffered(_) => unreachable!("the body is read at most once"),
-                };
+            let incoming = match rq.body.take() {
+                ReqBody::Streamed(incoming) => incoming,
+                ReqBody::Buffered(_) => unreachable!("the body is read at most once"),
+            };
             // Boxed: few routes match on bodies.
             let bytes = Box::pin(read_limited(
                 incoming,

@@ -47,7 +47,7 @@ pub(super) fn transport(
         Scheme::Http => {}
         Scheme::Https => {
             if let Some(value) = &tls.hsts {
-                cx.hsts = HeaderValue::from_str(value).ok();
+                cx.hsts = Some(value.clone());
             }
             if let Some(validation) = &tls.client_validation {
                 let info = cx.conn.tls.as_ref();

@@ -66,8 +66,7 @@ impl Proxy {
             && is_json(headers)
         {
             let limit = body_limit.map_or(1 << 20, |l| usize::try_from(l).unwrap_or(usize::MAX));
-            let bytes = match std::mem::replace(&mut rq.body, ReqBody::Buffered(Default::default()))
-            {
+            let bytes = match rq.body.take() {
                 ReqBody::Streamed(incoming) => {
                     Box::pin(read_limited(
                         incoming,
@@ -80,7 +79,7 @@ impl Proxy {
                 ReqBody::Buffered(b) => b,
             };
             rq.body = ReqBody::Buffered(bytes.clone());
-            self.validators.check(schema, &bytes)?;
+            crate::validate::check(schema, &bytes)?;
         }
         Ok(())
     }
