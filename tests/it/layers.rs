@@ -1,5 +1,6 @@
-//! The rooms of the data plane import each other one way only: no file
-//! of `crates/dataplane/src` reaches itself again through `use` paths
+//! The rooms of the data plane and of the translator import each other
+//! one way only: no file of `crates/dataplane/src` or
+//! `crates/translate/src` reaches itself again through `use` paths
 //! (`crate::…`, `super::…`, `self::…`, groups included). A circle means a
 //! concept has no home yet (see DESIGN.md, "Rules of the road").
 
@@ -215,6 +216,12 @@ fn crate_src(name: &str) -> PathBuf {
 #[test]
 fn the_data_plane_has_no_circle_of_imports() {
     let found = circles(&crate_src("dataplane"));
+    assert!(found.is_empty(), "files that import each other: {found:?}");
+}
+
+#[test]
+fn the_translator_has_no_circle_of_imports() {
+    let found = circles(&crate_src("translate"));
     assert!(found.is_empty(), "files that import each other: {found:?}");
 }
 

@@ -16,7 +16,7 @@ use api::{
     StringMatchType, TargetKind,
 };
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend, IngressSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::ingress::Canaries;
@@ -75,10 +75,6 @@ fn finding(verdict: Verdict, annotation: &str, message: impl Into<String>) -> Fi
     }
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "one pass over the Ingress, top to bottom"
-)]
 fn one(
     ingress: &Ingress,
     services: &[Arc<Service>],
@@ -114,20 +110,50 @@ fn one(
     let Some(spec) = &ingress.spec else {
         return out;
     };
-    let template = settings.rule_template();
-    let protocol = settings.backend_protocol;
-    let backend_ref = |b: &IngressBackend,
-                       out: &mut Migration,
-                       weight: Option<i32>|
-     -> Option<BackendRef> {
+    let convert = Convert {
+        ns,
+        name,
+        services,
+        settings,
+        canaries,
+        template: settings.rule_template(),
+    };
+    let mut by_host = convert.rules_by_host(spec, &mut out.findings);
+    convert.default_backend(spec, &mut by_host, &mut out.findings);
+    if let Some(root) = &settings.app_root {
+        app_root(root, &mut by_host);
+    }
+    out.api_routes = convert.api_routes(spec, class, by_host);
+    out.rate_limit_policy = convert.rate_limit_policy(&out.api_routes);
+    out
+}
+
+/// An ApiRoute's rules by host, in the order the Ingress names the hosts.
+type RulesByHost = Vec<(Option<String>, Vec<RouteRule>)>;
+
+/// What converting one (non-canary, unblocked) Ingress reads throughout.
+struct Convert<'a> {
+    ns: String,
+    name: String,
+    services: &'a [Arc<Service>],
+    settings: &'a nginx::Settings,
+    canaries: &'a Canaries,
+    /// The rule every path starts from (the annotations' policies).
+    template: RouteRule,
+}
+
+impl Convert<'_> {
+    /// The backend an Ingress backend names; a port named by a Service
+    /// that is not among the manifests is a finding and no backend.
+    fn backend_ref(&self, b: &IngressBackend, findings: &mut Vec<Finding>) -> Option<BackendRef> {
         let svc = b.service.as_ref()?;
         let port = svc.port.as_ref()?;
         let number = port.number.or_else(|| {
             let wanted = port.name.as_deref()?;
-            services
+            self.services
                 .iter()
                 .find(|s| {
-                    s.metadata.namespace.as_deref() == Some(ns.as_str())
+                    s.metadata.namespace.as_deref() == Some(self.ns.as_str())
                         && s.metadata.name.as_deref() == Some(svc.name.as_str())
                 })
                 .and_then(|s| s.spec.as_ref())
@@ -136,146 +162,115 @@ fn one(
                 .map(|p| p.port)
         });
         let Some(number) = number else {
-            out.findings.push(finding(Verdict::Unsupported, "spec", format!("Service {}: port {:?} is named and the Service is not among the manifests; an ApiRoute names ports by number", svc.name, port.name.as_deref().unwrap_or_default())));
+            findings.push(finding(Verdict::Unsupported, "spec", format!("Service {}: port {:?} is named and the Service is not among the manifests; an ApiRoute names ports by number", svc.name, port.name.as_deref().unwrap_or_default())));
             return None;
         };
         Some(BackendRef {
             name: svc.name.clone(),
             port: number,
-            weight,
-            protocol,
+            weight: None,
+            protocol: self.settings.backend_protocol,
         })
-    };
+    }
 
-    // One ApiRoute per host, in the order the rules name them.
-    let mut by_host: Vec<(Option<String>, Vec<RouteRule>)> = Vec::new();
-    for rule in spec.rules.iter().flatten() {
-        let host = rule.host.clone().map(|h| h.to_ascii_lowercase());
-        let index = match by_host.iter().position(|(h, _)| *h == host) {
-            Some(i) => i,
-            None => {
-                by_host.push((host.clone(), Vec::new()));
-                by_host.len() - 1
+    /// One ApiRoute's rules per host, in the order the rules name them.
+    fn rules_by_host(&self, spec: &IngressSpec, findings: &mut Vec<Finding>) -> RulesByHost {
+        let mut by_host: RulesByHost = Vec::new();
+        for rule in spec.rules.iter().flatten() {
+            let host = rule.host.clone().map(|h| h.to_ascii_lowercase());
+            let index = match by_host.iter().position(|(h, _)| *h == host) {
+                Some(i) => i,
+                None => {
+                    by_host.push((host.clone(), Vec::new()));
+                    by_host.len() - 1
+                }
+            };
+            for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
+                let rules = self.path_rules(host.as_deref(), path, findings);
+                by_host[index].1.extend(rules);
+            }
+        }
+        by_host
+    }
+
+    /// The rules of one Ingress path: one rule, or with a canary Ingress
+    /// on the same path, its header, cookie and weighted rules too.
+    fn path_rules(
+        &self,
+        host: Option<&str>,
+        path: &HTTPIngressPath,
+        findings: &mut Vec<Finding>,
+    ) -> Vec<RouteRule> {
+        let settings = self.settings;
+        let written = path.path.clone().unwrap_or_else(|| "/".into());
+        let path_match = if settings.use_regex {
+            PathMatch {
+                type_: PathMatchType::RegularExpression,
+                value: nginx::Settings::path_regex(&written),
+            }
+        } else if path.path_type == "Exact" {
+            PathMatch {
+                type_: PathMatchType::Exact,
+                value: written.clone(),
+            }
+        } else {
+            PathMatch {
+                type_: PathMatchType::PathPrefix,
+                value: written.clone(),
             }
         };
-        for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
-            let written = path.path.clone().unwrap_or_else(|| "/".into());
-            let path_match = if settings.use_regex {
-                PathMatch {
-                    type_: PathMatchType::RegularExpression,
-                    value: nginx::Settings::path_regex(&written),
-                }
-            } else if path.path_type == "Exact" {
-                PathMatch {
-                    type_: PathMatchType::Exact,
-                    value: written.clone(),
-                }
-            } else {
-                PathMatch {
-                    type_: PathMatchType::PathPrefix,
-                    value: written.clone(),
-                }
-            };
-            let mut base = template.clone();
-            base.filters = settings.filters();
-            if base.filters.is_empty() {
-                base.filters.extend(settings.rewrite_for(&written));
-            }
-            let matches = |headers: Vec<HeaderMatch>| {
-                vec![RouteMatch {
-                    path: Some(path_match.clone()),
-                    headers,
-                    ..RouteMatch::default()
-                }]
-            };
-            let main = if settings.redirect.is_some() {
-                None
-            } else {
-                backend_ref(&path.backend, &mut out, None)
-            };
-            if settings.redirect.is_none() && main.is_none() {
-                continue;
-            }
-            let rules = &mut by_host[index].1;
-            let canary = canaries.find(&ns, host.as_deref().unwrap_or_default(), &written);
-            let canary_ref = canary.and_then(|c| backend_ref(&c.backend, &mut out, None));
-            if let (Some(found), Some(canary_ref), Some(main)) = (canary, canary_ref, main.clone())
-            {
-                let (canary_name, c) = (&found.object.name, &found.canary);
-                out.findings.push(finding(Verdict::Same, "spec", format!("path {written:?} takes the canary Ingress {ns}/{canary_name} as extra rules")));
-                let header = |name: &str, type_: StringMatchType, value: &str| HeaderMatch {
-                    type_,
-                    name: name.to_owned(),
-                    value: Some(value.to_owned()),
-                };
-                let mut add = |headers: Vec<HeaderMatch>, backend: &BackendRef| {
-                    let mut r = base.clone();
-                    r.matches = matches(headers);
-                    r.backends = vec![backend.clone()];
-                    rules.push(r);
-                };
-                if let Some(h) = &c.header {
-                    if let Some(v) = &c.header_value {
-                        add(vec![header(h, StringMatchType::Exact, v)], &canary_ref);
-                    } else if let Some(p) = &c.header_pattern {
-                        add(
-                            vec![header(h, StringMatchType::RegularExpression, p)],
-                            &canary_ref,
-                        );
-                    } else {
-                        add(
-                            vec![header(h, StringMatchType::Exact, "always")],
-                            &canary_ref,
-                        );
-                        add(vec![header(h, StringMatchType::Exact, "never")], &main);
-                    }
-                }
-                if let Some(cookie) = &c.cookie {
-                    add(
-                        vec![header(
-                            "Cookie",
-                            StringMatchType::RegularExpression,
-                            &crate::ingress::cookie_pattern(cookie, "always"),
-                        )],
-                        &canary_ref,
-                    );
-                    add(
-                        vec![header(
-                            "Cookie",
-                            StringMatchType::RegularExpression,
-                            &crate::ingress::cookie_pattern(cookie, "never"),
-                        )],
-                        &main,
-                    );
-                }
-                let total = c.weight_total.max(1);
-                let weight = c.weight.min(total);
-                let mut r = base.clone();
-                r.matches = matches(Vec::new());
-                r.backends = vec![
-                    BackendRef {
-                        weight: Some(i32::try_from(total - weight).unwrap_or(i32::MAX)),
-                        ..main
-                    },
-                    BackendRef {
-                        weight: Some(i32::try_from(weight).unwrap_or(i32::MAX)),
-                        ..canary_ref
-                    },
-                ];
-                rules.push(r);
-                continue;
-            }
-            let mut r = base;
-            r.matches = matches(Vec::new());
-            r.backends = main.into_iter().collect();
-            rules.push(r);
+        let mut base = self.template.clone();
+        base.filters = settings.filters();
+        if base.filters.is_empty() {
+            base.filters.extend(settings.rewrite_for(&written));
         }
+        base.matches = vec![RouteMatch {
+            path: Some(path_match),
+            ..RouteMatch::default()
+        }];
+        let main = if settings.redirect.is_some() {
+            None
+        } else {
+            self.backend_ref(&path.backend, findings)
+        };
+        if settings.redirect.is_none() && main.is_none() {
+            return Vec::new();
+        }
+        let canary = self
+            .canaries
+            .find(&self.ns, host.unwrap_or_default(), &written);
+        let canary_ref = canary.and_then(|c| self.backend_ref(&c.backend, findings));
+        if let (Some(found), Some(canary_ref), Some(main)) = (canary, canary_ref, main.clone()) {
+            findings.push(finding(
+                Verdict::Same,
+                "spec",
+                format!(
+                    "path {written:?} takes the canary Ingress {}/{} as extra rules",
+                    self.ns, found.object.name
+                ),
+            ));
+            return canary_rules(&found.canary, &base, main, canary_ref);
+        }
+        base.backends = main.into_iter().collect();
+        vec![base]
     }
-    if let Some(default) = &spec.default_backend
-        && let Some(b) = backend_ref(default, &mut out, None)
-    {
-        out.findings.push(finding(Verdict::Differs, "spec.defaultBackend", "becomes a PathPrefix / rule: it takes what no more specific rule of the host takes, but competes with other routes' / rules by age"));
-        let mut r = template;
+
+    /// The default backend as a `PathPrefix /` rule of every host.
+    fn default_backend(
+        &self,
+        spec: &IngressSpec,
+        by_host: &mut RulesByHost,
+        findings: &mut Vec<Finding>,
+    ) {
+        let Some(b) = spec
+            .default_backend
+            .as_ref()
+            .and_then(|d| self.backend_ref(d, findings))
+        else {
+            return;
+        };
+        findings.push(finding(Verdict::Differs, "spec.defaultBackend", "becomes a PathPrefix / rule: it takes what no more specific rule of the host takes, but competes with other routes' / rules by age"));
+        let mut r = self.template.clone();
         r.matches = vec![RouteMatch {
             path: Some(PathMatch {
                 type_: PathMatchType::PathPrefix,
@@ -296,130 +291,103 @@ fn one(
             }
         }
     }
-    if let Some(root) = &settings.app_root {
-        let redirect = api::RouteFilter {
-            type_: api::FilterType::RequestRedirect,
-            request_header_modifier: None,
-            response_header_modifier: None,
-            url_rewrite: None,
-            direct_response: None,
-            request_mirror: None,
-            request_redirect: Some(api::RequestRedirect {
-                path: Some(api::PathModifier {
-                    type_: api::PathModifierType::ReplaceFullPath,
-                    replace_full_path: Some(root.clone()),
-                    replace_prefix_match: None,
-                    regex: None,
-                    replacement: None,
-                }),
-                status_code: Some(302),
-                drop_query: true,
-                ..api::RequestRedirect::default()
-            }),
-        };
-        for (_, rules) in &mut by_host {
-            rules.insert(
-                0,
-                RouteRule {
-                    name: Some("app-root".into()),
-                    matches: vec![RouteMatch {
-                        path: Some(PathMatch {
-                            type_: PathMatchType::Exact,
-                            value: "/".into(),
-                        }),
-                        ..RouteMatch::default()
-                    }],
-                    filters: vec![redirect.clone()],
-                    ..RouteRule::default()
-                },
-            );
-        }
-    }
 
-    let tls_secret = |host: &str| -> Option<Option<String>> {
-        spec.tls.iter().flatten().find_map(|t| {
-            let listed = t.hosts.as_ref().is_none_or(Vec::is_empty)
-                || t.hosts
-                    .iter()
-                    .flatten()
-                    .any(|h| h.eq_ignore_ascii_case(host));
-            listed.then(|| t.secret_name.clone().filter(|s| !s.is_empty()))
-        })
-    };
-    let redirect = settings
-        .ssl_redirect
-        .or(settings.force_ssl_redirect.then_some(true));
-    let many = by_host.len() > 1;
-    for (i, (host, rules)) in by_host.into_iter().enumerate() {
-        let route_name = if many {
-            format!("{name}-{i}")
-        } else {
-            name.clone()
-        };
-        let tls = host.as_deref().and_then(|h| {
-            let secret = tls_secret(h);
-            (secret.is_some() || settings.force_ssl_redirect).then(|| RouteTls {
-                certificate_ref: secret.flatten().map(|name| SecretRef { name }),
-                https_redirect: redirect,
-                ..RouteTls::default()
+    /// An ApiRoute per host, with the TLS settings of the Ingress's TLS
+    /// entries for that host.
+    fn api_routes(&self, spec: &IngressSpec, class: &str, by_host: RulesByHost) -> Vec<ApiRoute> {
+        let settings = self.settings;
+        let tls_secret = |host: &str| -> Option<Option<String>> {
+            spec.tls.iter().flatten().find_map(|t| {
+                let listed = t.hosts.as_ref().is_none_or(Vec::is_empty)
+                    || t.hosts
+                        .iter()
+                        .flatten()
+                        .any(|h| h.eq_ignore_ascii_case(host));
+                listed.then(|| t.secret_name.clone().filter(|s| !s.is_empty()))
             })
-        });
-        let mut annotations = BTreeMap::new();
-        annotations.insert(
-            "gatehouse.dev/migrated-from".to_owned(),
-            format!("Ingress {ns}/{name}"),
-        );
-        out.api_routes.push(ApiRoute {
-            metadata: ObjectMeta {
-                name: Some(route_name),
-                namespace: Some(ns.clone()),
-                annotations: Some(annotations),
-                ..ObjectMeta::default()
-            },
-            spec: ApiRouteSpec {
-                ingress_class_name: Some(class.to_owned()),
-                hostnames: host.into_iter().collect(),
-                rules,
-                tls,
-            },
-            status: None,
-        });
-    }
-
-    let mut limits = Vec::new();
-    for (which, requests, per) in [
-        ("rps", settings.limit_rps, "1s"),
-        ("rpm", settings.limit_rpm, "1m"),
-    ] {
-        if let Some(requests) = requests {
-            limits.push(RateLimit {
-                name: format!("limit-{which}"),
-                key: RateLimitKey {
-                    type_: RateLimitKeyType::ClientIp,
-                    name: None,
+        };
+        let redirect = settings
+            .ssl_redirect
+            .or(settings.force_ssl_redirect.then_some(true));
+        let many = by_host.len() > 1;
+        let (ns, name) = (&self.ns, &self.name);
+        let mut routes = Vec::new();
+        for (i, (host, rules)) in by_host.into_iter().enumerate() {
+            let route_name = if many {
+                format!("{name}-{i}")
+            } else {
+                name.clone()
+            };
+            let tls = host.as_deref().and_then(|h| {
+                let secret = tls_secret(h);
+                (secret.is_some() || settings.force_ssl_redirect).then(|| RouteTls {
+                    certificate_ref: secret.flatten().map(|name| SecretRef { name }),
+                    https_redirect: redirect,
+                    ..RouteTls::default()
+                })
+            });
+            let mut annotations = BTreeMap::new();
+            annotations.insert(
+                "gatehouse.dev/migrated-from".to_owned(),
+                format!("Ingress {ns}/{name}"),
+            );
+            routes.push(ApiRoute {
+                metadata: ObjectMeta {
+                    name: Some(route_name),
+                    namespace: Some(ns.clone()),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
                 },
-                rate: Rate {
-                    requests: i32::try_from(requests).unwrap_or(i32::MAX),
-                    per: per.into(),
+                spec: ApiRouteSpec {
+                    ingress_class_name: Some(class.to_owned()),
+                    hostnames: host.into_iter().collect(),
+                    rules,
+                    tls,
                 },
-                burst: Some(
-                    i32::try_from(requests.saturating_mul(settings.burst_multiplier))
-                        .unwrap_or(i32::MAX),
-                ),
-                scope: Some(RateLimitScope::Local),
+                status: None,
             });
         }
+        routes
     }
-    if !limits.is_empty() {
-        out.rate_limit_policy = Some(RateLimitPolicy {
+
+    /// The RateLimitPolicy for `limit-rps` / `limit-rpm`, over `routes`.
+    fn rate_limit_policy(&self, routes: &[ApiRoute]) -> Option<RateLimitPolicy> {
+        let settings = self.settings;
+        let mut limits = Vec::new();
+        for (which, requests, per) in [
+            ("rps", settings.limit_rps, "1s"),
+            ("rpm", settings.limit_rpm, "1m"),
+        ] {
+            if let Some(requests) = requests {
+                limits.push(RateLimit {
+                    name: format!("limit-{which}"),
+                    key: RateLimitKey {
+                        type_: RateLimitKeyType::ClientIp,
+                        name: None,
+                    },
+                    rate: Rate {
+                        requests: i32::try_from(requests).unwrap_or(i32::MAX),
+                        per: per.into(),
+                    },
+                    burst: Some(
+                        i32::try_from(requests.saturating_mul(settings.burst_multiplier))
+                            .unwrap_or(i32::MAX),
+                    ),
+                    scope: Some(RateLimitScope::Local),
+                });
+            }
+        }
+        if limits.is_empty() {
+            return None;
+        }
+        Some(RateLimitPolicy {
             metadata: ObjectMeta {
-                name: Some(format!("{name}-limits")),
-                namespace: Some(ns.clone()),
+                name: Some(format!("{}-limits", self.name)),
+                namespace: Some(self.ns.clone()),
                 ..ObjectMeta::default()
             },
             spec: RateLimitPolicySpec {
-                target_refs: out
-                    .api_routes
+                target_refs: routes
                     .iter()
                     .map(|r| PolicyTargetRef {
                         kind: TargetKind::ApiRoute,
@@ -432,9 +400,105 @@ fn one(
                 response_headers: None,
             },
             status: None,
-        });
+        })
     }
-    out
+}
+
+/// The rules a canary Ingress adds to a path, `base` being the path's own
+/// rule: header and cookie rules that force one side, then the weighted
+/// split.
+fn canary_rules(
+    c: &nginx::Canary,
+    base: &RouteRule,
+    main: BackendRef,
+    canary: BackendRef,
+) -> Vec<RouteRule> {
+    let mut rules = Vec::new();
+    let header = |name: &str, type_: StringMatchType, value: &str| HeaderMatch {
+        type_,
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+    };
+    let mut add = |header: HeaderMatch, backend: &BackendRef| {
+        let mut r = base.clone();
+        for m in &mut r.matches {
+            m.headers = vec![header.clone()];
+        }
+        r.backends = vec![backend.clone()];
+        rules.push(r);
+    };
+    if let Some(h) = &c.header {
+        if let Some(v) = &c.header_value {
+            add(header(h, StringMatchType::Exact, v), &canary);
+        } else if let Some(p) = &c.header_pattern {
+            add(header(h, StringMatchType::RegularExpression, p), &canary);
+        } else {
+            add(header(h, StringMatchType::Exact, "always"), &canary);
+            add(header(h, StringMatchType::Exact, "never"), &main);
+        }
+    }
+    if let Some(cookie) = &c.cookie {
+        let pattern = |side| crate::ingress::cookie_pattern(cookie, side);
+        let cookie = |side| header("Cookie", StringMatchType::RegularExpression, &pattern(side));
+        add(cookie("always"), &canary);
+        add(cookie("never"), &main);
+    }
+    let total = c.weight_total.max(1);
+    let weight = c.weight.min(total);
+    let mut r = base.clone();
+    r.backends = vec![
+        BackendRef {
+            weight: Some(i32::try_from(total - weight).unwrap_or(i32::MAX)),
+            ..main
+        },
+        BackendRef {
+            weight: Some(i32::try_from(weight).unwrap_or(i32::MAX)),
+            ..canary
+        },
+    ];
+    rules.push(r);
+    rules
+}
+
+/// `app-root`: an exact `/` redirecting to the root, first in every host.
+fn app_root(root: &str, by_host: &mut RulesByHost) {
+    let redirect = api::RouteFilter {
+        type_: api::FilterType::RequestRedirect,
+        request_header_modifier: None,
+        response_header_modifier: None,
+        url_rewrite: None,
+        direct_response: None,
+        request_mirror: None,
+        request_redirect: Some(api::RequestRedirect {
+            path: Some(api::PathModifier {
+                type_: api::PathModifierType::ReplaceFullPath,
+                replace_full_path: Some(root.to_owned()),
+                replace_prefix_match: None,
+                regex: None,
+                replacement: None,
+            }),
+            status_code: Some(302),
+            drop_query: true,
+            ..api::RequestRedirect::default()
+        }),
+    };
+    for (_, rules) in by_host {
+        rules.insert(
+            0,
+            RouteRule {
+                name: Some("app-root".into()),
+                matches: vec![RouteMatch {
+                    path: Some(PathMatch {
+                        type_: PathMatchType::Exact,
+                        value: "/".into(),
+                    }),
+                    ..RouteMatch::default()
+                }],
+                filters: vec![redirect.clone()],
+                ..RouteRule::default()
+            },
+        );
+    }
 }
 
 /// The emitted manifests of one migration as YAML documents.
