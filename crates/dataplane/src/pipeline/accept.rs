@@ -10,7 +10,7 @@ use http::{Request, Version};
 use snapshot::normalize_path;
 use telemetry::trace::TRACEPARENT;
 
-use super::context::{Downstream, ReqBody, RequestCtx, Target};
+use super::context::{ReqBody, RequestCtx, Target};
 use super::proxy::Proxy;
 use crate::body::{ClientBody, FromClient};
 use crate::clientinfo;
@@ -20,21 +20,16 @@ use crate::grpc;
 use crate::observe::Observation;
 use crate::respond::ProxyError;
 
-/// What [`accept`] makes of a request: its context, the request itself,
-/// and what the client's own headers said.
-pub(super) struct Accepted<'a> {
-    pub(super) cx: RequestCtx<'a>,
-    pub(super) request: Request<FromClient>,
-    pub(super) asked: Asked,
-}
-
-/// starts the request's context from its head.
+/// Starts the request's context from its head; what the client's own
+/// headers said. (The request is borrowed: moving it through here would
+/// copy it.)
+#[inline]
 pub(super) fn accept<'a>(
     proxy: &Proxy,
-    req: Request<FromClient>,
+    req: &Request<FromClient>,
     conn: &'a Connection,
     clock: Option<&'a RequestClock>,
-) -> Accepted<'a> {
+) -> (RequestCtx<'a>, Asked) {
     let sent = Sent::of(req.headers());
     let grpc = grpc::kind(sent.content_type).map(|(k, s)| (k, s.to_owned()));
     let request_id = clientinfo::request_id(sent.request_id);
@@ -63,35 +58,19 @@ pub(super) fn accept<'a>(
         client_subject: None,
     };
     cx.obs.client = Some(client_ip);
-    Accepted {
-        cx,
-        request: req,
-        asked,
-    }
+    (cx, asked)
 }
 
-/// Splits the request into what the phases change and what they only
-/// read: its original target and authority.
-pub(super) fn split(
-    cx: &mut RequestCtx<'_>,
-    mut req: Request<FromClient>,
-    asked: &Asked,
-) -> (Downstream, Option<PathAndQuery>, Option<Authority>) {
-    let on_upgrade = asked.upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (parts, incoming) = req.into_parts();
+/// The client's body, counted for the log.
+#[inline]
+pub(super) fn body(cx: &mut RequestCtx<'_>, incoming: FromClient) -> ReqBody {
     let (incoming, bytes_in) = ClientBody::new(incoming);
     cx.obs.bytes_in = bytes_in;
-    let original = parts.uri.path_and_query().cloned();
-    let authority = parts.uri.authority().cloned();
-    let downstream = Downstream {
-        parts,
-        body: ReqBody::Streamed(incoming),
-        on_upgrade,
-    };
-    (downstream, original, authority)
+    ReqBody::Streamed(incoming)
 }
 
-/// the normalized host, port, path and query.
+/// The normalized host, port, path and query.
+#[inline]
 pub(super) fn normalize<'r>(
     cx: &mut RequestCtx<'_>,
     version: Version,

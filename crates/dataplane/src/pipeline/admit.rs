@@ -4,7 +4,6 @@
 //! in-flight cap, in that order (see `docs/policies.md`).
 
 use std::borrow::Cow;
-use std::ops::ControlFlow;
 use std::time::SystemTime;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -27,35 +26,60 @@ pub(super) struct Admitted {
     pub(super) authorized_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// The first checks, before any credential: the client address lists,
+/// then CORS (a preflight is answered here; an `Origin` is noted for the
+/// response).
+#[inline]
+pub(super) fn screen(
+    cx: &mut RequestCtx<'_>,
+    route: &Route,
+    parts: &Parts,
+) -> Result<Option<Response<ProxyBody>>, ProxyError> {
+    policy::check_access(&route.policies, cx.client_ip)?;
+    if let Some(cors) = &route.policies.cors {
+        if let Some(resp) = policy::preflight(cors, &parts.method, &parts.headers) {
+            return Ok(Some(resp));
+        }
+        if let Some(origin) = parts.headers.get(header::ORIGIN) {
+            cx.cors = Some((cors.clone(), origin.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the route checks credentials, asks an authorization service
+/// or counts rate limits: what [`Proxy::admit`] does. Without any, a
+/// request is admitted by [`Proxy::admit_as_is`] without waiting.
+#[inline]
+pub(super) fn checks_more(route: &Route) -> bool {
+    let p = &route.policies;
+    p.api_keys.is_some()
+        || p.basic.is_some()
+        || p.jwt.is_some()
+        || p.external.is_some()
+        || !route.rate_limits.is_empty()
+}
+
 impl Proxy {
-    /// Runs the route's edge policies in order; a CORS preflight is
-    /// answered here.
-    pub(super) async fn admit(
+    /// Admits a request to a route that checks nothing more than
+    /// [`screen`] did (see [`checks_more`]): only the client's in-flight
+    /// cap applies.
+    #[inline]
+    pub(super) fn admit_as_is(
         &self,
         cx: &mut RequestCtx<'_>,
         route: &Route,
-        parts: &Parts,
-        target: &Target<'_>,
-        original: Option<&PathAndQuery>,
-    ) -> Result<ControlFlow<Response<ProxyBody>, Admitted>, ProxyError> {
-        policy::check_access(&route.policies, cx.client_ip)?;
-        if let Some(cors) = &route.policies.cors {
-            if let Some(resp) = policy::preflight(cors, &parts.method, &parts.headers) {
-                return Ok(ControlFlow::Break(resp));
-            }
-            if let Some(origin) = parts.headers.get(header::ORIGIN) {
-                cx.cors = Some((cors.clone(), origin.clone()));
-            }
-        }
-        let passed = self.authenticate(cx, route, parts, target).await?;
-        let authorized_headers = match &route.policies.external {
-            None => Vec::new(),
-            // Boxed, as every step most requests skip: the request's own
-            // future stays small, and it is moved several times per
-            // request on its way into the connection task.
-            Some(_) => Box::pin(self.authorize(cx, route, parts, target, original)).await?,
-        };
-        self.limit(cx, route, &parts.headers, &passed).await?;
+    ) -> Result<Admitted, ProxyError> {
+        self.hold_slot(cx, route)?;
+        Ok(Admitted {
+            passed: Passed::default(),
+            authorized_headers: Vec::new(),
+        })
+    }
+
+    /// The client's in-flight slot on a route that caps them.
+    #[inline]
+    fn hold_slot(&self, cx: &mut RequestCtx<'_>, route: &Route) -> Result<(), ProxyError> {
         if let Some(max) = route.traffic.max_in_flight_per_client {
             cx.slot = Some(
                 self.in_flight_per_client
@@ -63,10 +87,30 @@ impl Proxy {
                     .ok_or(ProxyError::TooManyInFlight)?,
             );
         }
-        Ok(ControlFlow::Continue(Admitted {
+        Ok(())
+    }
+
+    /// Runs the route's credential checks and limits, in order, after
+    /// [`screen`].
+    pub(super) async fn admit(
+        &self,
+        cx: &mut RequestCtx<'_>,
+        route: &Route,
+        parts: &Parts,
+        target: &Target<'_>,
+        original: Option<&PathAndQuery>,
+    ) -> Result<Admitted, ProxyError> {
+        let passed = self.authenticate(cx, route, parts, target).await?;
+        let authorized_headers = match &route.policies.external {
+            None => Vec::new(),
+            Some(_) => self.authorize(cx, route, parts, target, original).await?,
+        };
+        self.limit(cx, route, &parts.headers, &passed).await?;
+        self.hold_slot(cx, route)?;
+        Ok(Admitted {
             passed,
             authorized_headers,
-        }))
+        })
     }
 
     /// Checks the route's credentials (API key, basic, JWT).
@@ -82,14 +126,14 @@ impl Proxy {
             return Ok(Passed::default());
         }
         let span_start = cx.obs.recording.then(SystemTime::now);
-        let passed = Box::pin(policy::authenticate(
+        let passed = policy::authenticate(
             policies,
             &parts.headers,
             target.query,
             &target.host,
             &self.basic_cache,
             &self.jwks,
-        ))
+        )
         .await;
         check_span(cx, "authenticate", span_start, &passed);
         passed
@@ -142,10 +186,12 @@ impl Proxy {
         for (i, limit) in route.rate_limits.iter().enumerate() {
             let key = rate_limit_key(&limit.key, &client, headers, &route.id, passed);
             // Local limits answer at once; only a global one (a Redis
-            // round trip) is awaited, boxed.
+            // round trip) is awaited.
             let decision = match self.rate_limiter.check_local(limit, &key) {
                 Some(decision) => decision,
-                None => Box::pin(self.rate_limiter.check(limit, &key))
+                None => self
+                    .rate_limiter
+                    .check(limit, &key)
                     .await
                     .map_err(|()| ProxyError::RateLimitUnavailable)?,
             };
@@ -164,7 +210,7 @@ impl Proxy {
                 // limits before this one took.
                 for earlier in &route.rate_limits[..i] {
                     let key = rate_limit_key(&earlier.key, &client, headers, &route.id, passed);
-                    Box::pin(self.rate_limiter.refund(earlier, &key)).await;
+                    self.rate_limiter.refund(earlier, &key).await;
                 }
                 break;
             }

@@ -13,6 +13,7 @@ use crate::proxy_body::ProxyBody;
 
 /// The matched rule's action: a response made here, or the backends to
 /// forward to.
+#[inline]
 pub(super) fn answer<'s>(
     cx: &RequestCtx<'_>,
     matched: &Matched<'s>,

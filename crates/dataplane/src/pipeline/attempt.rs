@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::Response;
+use http::{Request, Response};
 use snapshot::{Forward, Route};
 use telemetry::SpanKind;
 
@@ -68,19 +68,33 @@ pub(super) enum Verdict {
 }
 
 /// An exchange's raw outcome: `Err(())` when the per-try limit ran out.
-type Sent = Result<Result<Response<FromUpstream>, UpstreamError>, ()>;
+pub(super) type Sent = Result<Result<Response<FromUpstream>, UpstreamError>, ()>;
+
+/// The endpoint an attempt goes to, and how.
+pub(super) struct Chosen<'s> {
+    state: &'s ClusterState,
+    backend: &'s str,
+    pub(super) endpoint: Arc<EndpointState>,
+    in_flight: InFlight,
+    pub(super) transport: Transport,
+    /// The attempt's own time limit, when the route retries.
+    pub(super) per_try: Option<Duration>,
+    /// The attempt's span id and start, when spans are recorded.
+    span: Option<([u8; 8], SystemTime)>,
+}
 
 impl Proxy {
-    /// Makes one attempt. Errors before anything is sent (no backend, no
-    /// endpoint) are final.
-    pub(super) async fn attempt(
+    /// Chooses the attempt's endpoint and makes its request. Errors before
+    /// anything is sent (no backend, no endpoint) are final.
+    #[inline]
+    pub(super) fn begin<'s>(
         &self,
-        obs: &mut Observation,
-        x: &Exchange<'_>,
+        obs: &Observation,
+        x: &Exchange<'s>,
         head: &mut Head,
-        attempt: Attempt,
+        attempt: &Attempt,
         body: UpstreamBody,
-    ) -> Result<Verdict, ProxyError> {
+    ) -> Result<(Chosen<'s>, Request<UpstreamBody>), ProxyError> {
         let traffic = &x.route.traffic;
         let retry = traffic.retry.as_ref();
         let target = pick_backend(x.forward, x.active, x.keys.pinned)?;
@@ -97,7 +111,6 @@ impl Proxy {
                 cluster: cluster.name.to_string(),
             })?
             .clone();
-        let in_flight = InFlight::new(endpoint.clone());
         let last = retry.is_none_or(|r| attempt.number >= u32::from(r.attempts));
         let request = if last {
             head.take_request(body)
@@ -110,29 +123,44 @@ impl Proxy {
         if let Some((id, _)) = &span {
             head.forwarding.traceparent = Some(obs.trace.traceparent(id));
         }
-        let transport = Transport::of(cluster);
         let per_try = retry
             .and_then(|r| r.per_try_timeout)
             .or(x.route.backend_timeout)
-            .filter(|t| !t.is_zero());
-        let result: Sent = {
-            // Pinned where it is built: moving the exchange's future into
-            // the await would copy its 2 KiB.
-            let sent = std::pin::pin!(self.upstreams.send(
-                &transport,
-                endpoint.addr,
-                &endpoint.authority,
-                request,
-                Some(&head.forwarding),
-            ));
-            match per_try {
-                Some(t) if retry.is_some() => tokio::time::timeout(t, sent).await.map_err(|_| ()),
-                _ => Ok(sent.await),
-            }
+            .filter(|t| !t.is_zero() && retry.is_some());
+        let chosen = Chosen {
+            state,
+            backend: &cluster.name,
+            in_flight: InFlight::new(endpoint.clone()),
+            endpoint,
+            transport: Transport::of(cluster),
+            per_try,
+            span,
         };
+        Ok((chosen, request))
+    }
+
+    /// Records the attempt's outcome (span, metrics, the endpoint's
+    /// latency and health) and judges it.
+    #[inline]
+    pub(super) fn end(
+        &self,
+        obs: &mut Observation,
+        x: &Exchange<'_>,
+        chosen: Chosen<'_>,
+        attempt: &Attempt,
+        result: Sent,
+    ) -> Verdict {
         let took = attempt.started.elapsed();
+        let Chosen {
+            state,
+            backend,
+            endpoint,
+            in_flight,
+            span,
+            ..
+        } = chosen;
         if let Some((id, start)) = span {
-            attempt_span(obs, &endpoint, &cluster.name, &attempt, &result, id, start);
+            attempt_span(obs, &endpoint, backend, attempt, &result, id, start);
         }
         if let Some(m) = &state.metrics {
             match &result {
@@ -147,11 +175,12 @@ impl Proxy {
             in_flight,
             took,
         };
-        Ok(self.judge(x, state, &endpoint, &attempt, result, took, reply))
+        self.judge(x, state, &endpoint, attempt, result, took, reply)
     }
 
     /// The verdict on an attempt's outcome; records it on the endpoint.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn judge(
         &self,
         x: &Exchange<'_>,

@@ -58,7 +58,7 @@ impl Proxy {
             &parts.headers,
         );
         let wait = self.timeout_for(route).unwrap_or(Duration::from_secs(30));
-        match Box::pin(self.cache.lookup(key, &parts.headers, wait)).await {
+        match self.cache.lookup(key, &parts.headers, wait).await {
             Lookup::Hit(stored) => {
                 let body = if parts.method == Method::HEAD {
                     Bytes::new()

@@ -20,6 +20,7 @@ static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 /// The response for the pipeline's outcome: a failure becomes its
 /// response (in `respond.rs` of the crate, the one place that decides
 /// them), then every response gets what the context collected.
+#[inline]
 pub(super) fn finish(
     mut cx: RequestCtx<'_>,
     outcome: Result<Response<ProxyBody>, ProxyError>,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::Limited;
 use snapshot::Route;
 
-use super::attempt::{Attempt, Exchange, Reply, Verdict};
+use super::attempt::{Attempt, Exchange, Reply, Sent, Verdict};
 use super::context::{ReqBody, RequestCtx};
 use super::proxy::Proxy;
 use super::request_body::{declared_length, read_limited};
@@ -21,68 +21,82 @@ use crate::observe::Observation;
 use crate::respond::ProxyError;
 
 impl Proxy {
-    /// The body the first attempt sends, and a copy for retries: kept in
-    /// memory when a retry may need it again and it is small, streamed
-    /// otherwise.
-    pub(super) async fn outbound_body(
+    /// Whether the body should be read into memory first so a retry can
+    /// send it again: the route retries, and the body is declared and
+    /// small.
+    #[inline]
+    pub(super) fn buffers_for_retry(
         &self,
         cx: &RequestCtx<'_>,
         route: &Route,
         head: &Head,
-        body: ReqBody,
-        body_limit: Option<u64>,
-    ) -> Result<(UpstreamBody, Option<Bytes>), ProxyError> {
-        let retries = route.traffic.retry.as_ref().is_some_and(|r| r.attempts > 0);
-        let web_text = matches!(cx.grpc, Some((GrpcKind::WebText, _)));
-        let retry_buffer = self.config.retry_buffer_bytes;
-        let body = match body {
-            ReqBody::Streamed(incoming) if http_body::Body::is_end_stream(&incoming) => {
-                ReqBody::Buffered(Bytes::new())
-            }
-            ReqBody::Streamed(incoming)
-                if retries
-                    && !web_text
-                    && declared_length(&head.headers).is_some_and(|n| n <= retry_buffer as u64) =>
-            {
-                let limit = body_limit.map_or(retry_buffer, |l| l.min(usize::MAX as u64) as usize);
-                ReqBody::Buffered(
-                    Box::pin(read_limited(
-                        incoming,
-                        &head.headers,
-                        limit,
-                        ProxyError::BodyLimit,
-                    ))
-                    .await?,
-                )
-            }
-            other => other,
-        };
-        Ok(match body {
-            ReqBody::Buffered(b) => {
-                if body_limit.is_some_and(|limit| b.len() as u64 > limit) {
-                    return Err(ProxyError::BodyLimit);
-                }
-                (UpstreamBody::Buffered(Whole::new(b.clone())), Some(b))
-            }
-            ReqBody::Streamed(incoming) if web_text => {
-                (UpstreamBody::Decoded(grpc::DecodeText::new(incoming)), None)
-            }
-            ReqBody::Streamed(incoming) => match body_limit {
-                Some(limit) => (
-                    UpstreamBody::Limited(Limited::new(
-                        incoming,
-                        usize::try_from(limit).unwrap_or(usize::MAX),
-                    )),
-                    None,
-                ),
-                None => (UpstreamBody::Streamed(incoming), None),
-            },
-        })
+    ) -> bool {
+        route.traffic.retry.as_ref().is_some_and(|r| r.attempts > 0)
+            && !matches!(cx.grpc, Some((GrpcKind::WebText, _)))
+            && declared_length(&head.headers)
+                .is_some_and(|n| n <= self.config.retry_buffer_bytes as u64)
     }
 
+    /// Reads a streamed body into memory (see [`Self::buffers_for_retry`]).
+    pub(super) async fn buffer_for_retry(
+        &self,
+        head: &Head,
+        body: ReqBody,
+        body_limit: Option<u64>,
+    ) -> Result<ReqBody, ProxyError> {
+        let ReqBody::Streamed(incoming) = body else {
+            return Ok(body);
+        };
+        let retry_buffer = self.config.retry_buffer_bytes;
+        let limit = body_limit.map_or(retry_buffer, |l| l.min(usize::MAX as u64) as usize);
+        let bytes = read_limited(incoming, &head.headers, limit, ProxyError::BodyLimit).await?;
+        Ok(ReqBody::Buffered(bytes))
+    }
+}
+
+/// The body the first attempt sends, and a copy for retries when it is
+/// held in memory (`None`: streamed, so a retry cannot send it again).
+#[inline]
+pub(super) fn outbound_body(
+    cx: &RequestCtx<'_>,
+    body: ReqBody,
+    body_limit: Option<u64>,
+) -> Result<(UpstreamBody, Option<Bytes>), ProxyError> {
+    let web_text = matches!(cx.grpc, Some((GrpcKind::WebText, _)));
+    let body = match body {
+        ReqBody::Streamed(incoming) if http_body::Body::is_end_stream(&incoming) => {
+            ReqBody::Buffered(Bytes::new())
+        }
+        other => other,
+    };
+    Ok(match body {
+        ReqBody::Buffered(b) => {
+            if body_limit.is_some_and(|limit| b.len() as u64 > limit) {
+                return Err(ProxyError::BodyLimit);
+            }
+            (UpstreamBody::Buffered(Whole::new(b.clone())), Some(b))
+        }
+        ReqBody::Streamed(incoming) if web_text => {
+            (UpstreamBody::Decoded(grpc::DecodeText::new(incoming)), None)
+        }
+        ReqBody::Streamed(incoming) => match body_limit {
+            Some(limit) => (
+                UpstreamBody::Limited(Limited::new(
+                    incoming,
+                    usize::try_from(limit).unwrap_or(usize::MAX),
+                )),
+                None,
+            ),
+            None => (UpstreamBody::Streamed(incoming), None),
+        },
+    })
+}
+
+impl Proxy {
     /// The request's time limit for the upstream response headers: the
     /// route's (a zero limit means "no limit"; none set at all means the
     /// default), and a gRPC request's own deadline when shorter.
+    #[inline]
     pub(super) fn time_limit(
         &self,
         cx: &RequestCtx<'_>,
@@ -103,6 +117,7 @@ impl Proxy {
 
     /// The route's time limit for the upstream response headers. A zero
     /// limit means "no limit"; no limit set at all means the default.
+    #[inline]
     pub(super) fn timeout_for(&self, route: &Route) -> Option<Duration> {
         match (route.request_timeout, route.backend_timeout) {
             (None, None) => Some(self.config.default_timeout),
@@ -110,42 +125,9 @@ impl Proxy {
         }
     }
 
-    /// Sends the request, retrying within the route's policy, until an
-    /// answer or a final failure, within `timeout`.
-    pub(super) async fn forward(
-        &self,
-        cx: &mut RequestCtx<'_>,
-        x: &Exchange<'_>,
-        head: &mut Head,
-        first: UpstreamBody,
-        timeout: Option<Duration>,
-    ) -> Result<Reply, ProxyError> {
-        if let Some(r) = &x.route.traffic.retry {
-            x.route_state.budget.deposit(r.budget_percent);
-        }
-        // One reading of the clock starts both the request's time limit
-        // and its first attempt.
-        let forwarded = Instant::now();
-        let clock = cx.clock;
-        // Pinned where it is, not boxed: the attempts (the upstream
-        // exchange, the largest part of a request's state) are built in
-        // place and never copied.
-        let attempts = std::pin::pin!(self.attempts(&mut cx.obs, x, head, first, forwarded));
-        // A limit too far ahead to represent is none.
-        match (timeout.and_then(|t| forwarded.checked_add(t)), clock) {
-            (Some(deadline), Some(clock)) => clock
-                .limit(deadline.into(), attempts)
-                .await
-                .map_err(|_| ProxyError::UpstreamTimeout)?,
-            (Some(deadline), None) => tokio::time::timeout_at(deadline.into(), attempts)
-                .await
-                .map_err(|_| ProxyError::UpstreamTimeout)?,
-            (None, _) => attempts.await,
-        }
-    }
-
-    /// Attempts until one is final.
-    async fn attempts(
+    /// Attempts until one is final. The driver pins this where it is
+    /// and holds it to the request's time limit.
+    pub(super) async fn attempts(
         &self,
         obs: &mut Observation,
         x: &Exchange<'_>,
@@ -173,7 +155,26 @@ impl Proxy {
                 avoid,
                 started,
             };
-            let failure = match self.attempt(obs, x, head, attempt, attempt_body).await? {
+            let (chosen, request) = match self.begin(obs, x, head, &attempt, attempt_body) {
+                Ok(begun) => begun,
+                Err(e) => return Err(e),
+            };
+            let result: Sent = {
+                // Pinned where it is built: moving the exchange's future
+                // into the await would copy its 2 KiB.
+                let sent = std::pin::pin!(self.upstreams.send(
+                    &chosen.transport,
+                    chosen.endpoint.addr,
+                    &chosen.endpoint.authority,
+                    request,
+                    Some(&head.forwarding),
+                ));
+                match chosen.per_try {
+                    Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| ()),
+                    None => Ok(sent.await),
+                }
+            };
+            let failure = match self.end(obs, x, chosen, &attempt, result) {
                 Verdict::Answer(reply) => return Ok(reply),
                 Verdict::Fail(e) => return Err(e),
                 Verdict::Retry { error, endpoint } => {

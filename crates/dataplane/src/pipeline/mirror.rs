@@ -19,6 +19,7 @@ use crate::upstream::Transport;
 impl Proxy {
     /// Starts the route's mirrors, and returns the body for the main
     /// request (teed when mirrors need a streamed copy).
+    #[inline]
     pub(super) fn start_mirrors(
         &self,
         active: &Active,

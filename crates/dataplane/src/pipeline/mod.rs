@@ -31,14 +31,15 @@ mod validate;
 
 use std::future::Future;
 use std::ops::ControlFlow;
+use std::time::Instant;
 
 use http::{Request, Response};
 
-use self::accept::{Accepted, Asked};
+use self::accept::Asked;
 use self::attempt::Exchange;
-use self::context::RequestCtx;
+use self::context::{Downstream, RequestCtx};
 pub use self::proxy::{Proxy, ProxyConfig};
-use self::rewrite::Keys;
+use self::rewrite::{Head, Keys};
 use crate::body::FromClient;
 use crate::connection::Connection;
 use crate::deadline::RequestClock;
@@ -63,16 +64,12 @@ impl Proxy {
         conn: &Connection,
         clock: Option<&RequestClock>,
     ) -> Response<ProxyBody> {
-        let Accepted {
-            mut cx,
-            request,
-            asked,
-        } = accept::accept(self, req, conn, clock);
+        let (mut cx, asked) = accept::accept(self, &req, conn, clock);
         // Inline, not boxed: the gateway's own HTTP/1.1 server builds this
         // future in place in its connection's state, so nothing is copied
         // or allocated per request for it (hyper's servers box it; see
         // `listener.rs`).
-        let outcome = self.proxy(&mut cx, request, &asked).await;
+        let outcome = self.proxy(&mut cx, req, &asked).await;
         finish::finish(cx, outcome)
     }
 
@@ -80,13 +77,21 @@ impl Proxy {
     async fn proxy(
         &self,
         cx: &mut RequestCtx<'_>,
-        req: Request<FromClient>,
+        mut req: Request<FromClient>,
         asked: &Asked,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Load. This Arc keeps the configuration this request
         // started with alive until it is done, whatever is published.
         let active = self.gateway.load();
-        let (mut rq, original, authority) = accept::split(cx, req, asked);
+        let on_upgrade = asked.upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (parts, incoming) = req.into_parts();
+        let original = parts.uri.path_and_query().cloned();
+        let authority = parts.uri.authority().cloned();
+        let mut rq = Downstream {
+            parts,
+            body: accept::body(cx, incoming),
+            on_upgrade,
+        };
         // Normalize.
         let version = rq.parts.version;
         let target = accept::normalize(cx, version, asked, original.as_ref(), authority.as_ref())?;
@@ -97,16 +102,22 @@ impl Proxy {
         {
             return Ok(resp);
         }
-        // Route.
-        let (matched, route_state) = self.route(cx, &active, &mut rq, &target).await?;
+        // Route (the body is read only when body conditions decide).
+        let (matched, route_state) = match route::route(cx, &active, &rq, &target)? {
+            Some(routed) => routed,
+            // Boxed, as every step most requests skip: the request's own
+            // future stays small, and moves of it stay short.
+            None => Box::pin(self.route_by_body(cx, &active, &mut rq, &target)).await?,
+        };
         let route = matched.route;
         // Admit.
-        let admitted = match self
-            .admit(cx, route, &rq.parts, &target, original.as_ref())
-            .await?
-        {
-            ControlFlow::Continue(admitted) => admitted,
-            ControlFlow::Break(resp) => return Ok(resp),
+        if let Some(resp) = admit::screen(cx, route, &rq.parts)? {
+            return Ok(resp);
+        }
+        let admitted = if admit::checks_more(route) {
+            Box::pin(self.admit(cx, route, &rq.parts, &target, original.as_ref())).await?
+        } else {
+            self.admit_as_is(cx, route)?
         };
         // Answer.
         let forward = match answer::answer(cx, &matched, &target) {
@@ -115,13 +126,19 @@ impl Proxy {
         };
         // Cached.
         let upgrading = rq.on_upgrade.is_some();
-        let fill = match self.cached(cx, route, &rq.parts, &target, upgrading).await {
-            ControlFlow::Continue(fill) => fill,
-            ControlFlow::Break(resp) => return Ok(resp),
-        };
+        let mut fill = None;
+        if route.policies.cache.is_some() {
+            match Box::pin(self.cached(cx, route, &rq.parts, &target, upgrading)).await {
+                ControlFlow::Continue(f) => fill = f,
+                ControlFlow::Break(resp) => return Ok(resp),
+            }
+        }
         // Validate.
         let body_limit = self.body_limit(route);
-        self.validate(route, &mut rq, body_limit).await?;
+        validate::declared_within(&rq.parts.headers, body_limit)?;
+        if route.policies.validation.is_some() {
+            Box::pin(self.validate(route, &mut rq, body_limit)).await?;
+        }
         // Rewrite.
         let keys = Keys::of(&route.traffic, &rq.parts, cx.client_ip);
         let from = rewrite::Sources {
@@ -131,15 +148,17 @@ impl Proxy {
             original: original.as_ref(),
             upgrading,
         };
-        let mut head = rewrite::rewrite(cx, &mut rq.parts, &from, admitted)?;
-        let (first, replay) = self
-            .outbound_body(cx, route, &head, rq.body, body_limit)
-            .await?;
+        let mut head = Head::new(rq.parts.method.clone());
+        rewrite::rewrite(cx, &mut rq.parts, &from, admitted, &mut head)?;
+        let mut body = rq.body;
+        if self.buffers_for_retry(cx, route, &head) {
+            body = Box::pin(self.buffer_for_retry(&head, body, body_limit)).await?;
+        }
+        let (first, replay) = forward::outbound_body(cx, body, body_limit)?;
         let first = self.start_mirrors(&active, route, &head, first, replay.as_ref());
         let timeout = self.time_limit(cx, route, &head);
         // Forward (an upgrade is a single attempt).
         if let Some(on_upgrade) = rq.on_upgrade {
-            // Boxed: upgrades are rare and their state is large.
             return Box::pin(self.upgrade(
                 &active,
                 forward,
@@ -151,6 +170,9 @@ impl Proxy {
             ))
             .await;
         }
+        if let Some(r) = &route.traffic.retry {
+            route_state.budget.deposit(r.budget_percent);
+        }
         let method = head.method.clone();
         let exchange = Exchange {
             active: &active,
@@ -160,11 +182,32 @@ impl Proxy {
             keys: &keys,
             replay,
         };
-        let reply = self
-            .forward(cx, &exchange, &mut head, first, timeout)
-            .await?;
+        // One reading of the clock starts both the request's time limit
+        // and its first attempt. Pinned where it is, not boxed: the
+        // attempts (the upstream exchange, the largest part of a request's
+        // state) are built in place and never copied.
+        let forwarded = Instant::now();
+        let clock = cx.clock;
+        let reply = {
+            let attempts =
+                std::pin::pin!(self.attempts(&mut cx.obs, &exchange, &mut head, first, forwarded));
+            // A limit too far ahead to represent is none.
+            match (timeout.and_then(|t| forwarded.checked_add(t)), clock) {
+                (Some(deadline), Some(clock)) => clock
+                    .limit(deadline.into(), attempts)
+                    .await
+                    .map_err(|_| ProxyError::UpstreamTimeout)??,
+                (Some(deadline), None) => tokio::time::timeout_at(deadline.into(), attempts)
+                    .await
+                    .map_err(|_| ProxyError::UpstreamTimeout)??,
+                (None, _) => attempts.await?,
+            }
+        };
         // Respond (the log phase runs when its body is done).
-        Ok(self.respond(cx, route, &keys, &method, reply, fill).await)
+        Ok(match fill {
+            None => respond::respond(cx, route, &keys, &method, reply),
+            Some(fill) => Box::pin(self.respond_filling(cx, route, &keys, reply, fill)).await,
+        })
     }
 }
 

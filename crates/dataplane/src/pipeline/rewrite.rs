@@ -31,6 +31,18 @@ pub(super) struct Head {
 }
 
 impl Head {
+    /// A head to be filled in by [`rewrite`], in place (it is large, and
+    /// every move of it is a copy).
+    #[inline]
+    pub(super) fn new(method: Method) -> Self {
+        Self {
+            method,
+            path_and_query: PathAndQuery::from_static("/"),
+            headers: HeaderMap::new(),
+            forwarding: Forwarding::default(),
+        }
+    }
+
     /// The request for an attempt that may not be the last.
     pub(super) fn request(&self, body: UpstreamBody) -> Request<UpstreamBody> {
         let mut req = Request::new(body);
@@ -65,6 +77,7 @@ pub(super) struct Keys {
 }
 
 impl Keys {
+    #[inline]
     pub(super) fn of(traffic: &Traffic, parts: &Parts, client_ip: IpAddr) -> Self {
         let headers = &parts.headers;
         Self {
@@ -103,14 +116,16 @@ pub(super) struct Sources<'a, 'r> {
     pub(super) upgrading: bool,
 }
 
-/// Rewrites the request's head for the upstream; its headers move into
-/// the [`Head`].
+/// Rewrites the request's head for the upstream into `head`; the
+/// request's headers move there.
+#[inline]
 pub(super) fn rewrite(
     cx: &RequestCtx<'_>,
     parts: &mut Parts,
     from: &Sources<'_, '_>,
     admitted: Admitted,
-) -> Result<Head, ProxyError> {
+    head: &mut Head,
+) -> Result<(), ProxyError> {
     let Admitted {
         mut passed,
         authorized_headers,
@@ -137,22 +152,20 @@ pub(super) fn rewrite(
     // The upstream continues the trace under the gateway's span (each
     // attempt's own span, when spans are recorded).
     let trace = cx.obs.trace;
-    let forwarding = forwarding(
+    head.forwarding = forwarding(
         &parts.headers,
         cx,
         original_host,
         trace.traceparent(&trace.span_id),
     );
-    Ok(Head {
-        method: parts.method.clone(),
-        path_and_query: path_and_query(from, upstream_path, auth_query)?,
-        headers: std::mem::take(&mut parts.headers),
-        forwarding,
-    })
+    head.path_and_query = path_and_query(from, upstream_path, auth_query)?;
+    head.headers = std::mem::take(&mut parts.headers);
+    Ok(())
 }
 
 /// Hop-by-hop headers out, the route's header modifier and host rewrite,
 /// the upgrade and gRPC-Web headers in; the host the client asked for.
+#[inline]
 fn rewrite_headers(
     cx: &RequestCtx<'_>,
     parts: &mut Parts,
@@ -245,6 +258,7 @@ fn path_and_query(
 /// The headers the gateway sets on the upstream request (see
 /// [`Forwarding`]); `headers` is the request's map, read for a trusted
 /// peer's `X-Forwarded-For`.
+#[inline]
 fn forwarding(
     headers: &HeaderMap,
     cx: &RequestCtx<'_>,

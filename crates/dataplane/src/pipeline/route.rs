@@ -1,6 +1,8 @@
-//! The route phase: the virtual host and the rule that take the request,
-//! reading the body (within the body-matching limit) only when the
-//! deciding rule has body conditions.
+//! The route phase: the virtual host and the rule that take the request.
+//! Only when the deciding rule has body conditions is the body read
+//! (within the body-matching limit) and matching run again with it.
+
+use std::sync::Arc;
 
 use snapshot::{Body, Lookup, Matched, RequestInfo};
 
@@ -9,59 +11,87 @@ use super::proxy::Proxy;
 use super::request_body::{is_json, read_limited};
 use crate::respond::ProxyError;
 use crate::state::{Active, RouteState};
-use std::sync::Arc;
+
+/// The rule that takes a request, and its run-time state.
+pub(super) type Routed<'s> = (Matched<'s>, Arc<RouteState>);
+
+/// Matches the request against `active`'s routes. `Ok(None)`: body
+/// conditions decide, and [`Proxy::route_by_body`] reads the body.
+#[inline]
+pub(super) fn route<'s>(
+    cx: &mut RequestCtx<'_>,
+    active: &'s Active,
+    rq: &Downstream,
+    target: &Target<'_>,
+) -> Result<Option<Routed<'s>>, ProxyError> {
+    let info = request_info(rq, target);
+    match active.snapshot.route(&info) {
+        Lookup::NeedBody => Ok(None),
+        lookup => found(cx, active, lookup).map(Some),
+    }
+}
 
 impl Proxy {
-    /// Matches the request against `active`'s routes; records the route
-    /// for the log phase.
-    pub(super) async fn route<'s>(
+    /// Reads the body (within the body-matching limit) and matches again
+    /// with it.
+    pub(super) async fn route_by_body<'s>(
         &self,
         cx: &mut RequestCtx<'_>,
         active: &'s Active,
         rq: &mut Downstream,
         target: &Target<'_>,
-    ) -> Result<(Matched<'s>, Arc<RouteState>), ProxyError> {
-        let parts = &rq.parts;
-        let mut info = RequestInfo {
-            host: &target.host,
-            path: &target.path,
-            query: target.query,
-            method: &parts.method,
-            headers: &parts.headers,
-            body: Body::Unread,
+    ) -> Result<Routed<'s>, ProxyError> {
+        let ReqBody::Streamed(incoming) = rq.body.take() else {
+            unreachable!("the body is read at most once")
         };
-        let mut lookup = active.snapshot.route(&info);
-        let json;
-        if let Lookup::NeedBody = lookup {
-            let incoming = match rq.body.take() {
-                ReqBody::Streamed(incoming) => incoming,
-                ReqBody::Buffered(_) => unreachable!("the body is read at most once"),
-            };
-            // Boxed: few routes match on bodies.
-            let bytes = Box::pin(read_limited(
-                incoming,
-                &parts.headers,
-                self.config.max_body_match_bytes,
-                ProxyError::BodyTooLarge,
-            ))
-            .await?;
-            json = is_json(&parts.headers)
-                .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                .flatten();
-            info.body = match &json {
-                Some(v) => Body::Json(v),
-                None => Body::NotJson,
-            };
-            lookup = active.snapshot.route(&info);
-            rq.body = ReqBody::Buffered(bytes);
-        }
-        let matched = match lookup {
-            Lookup::Matched(m) => m,
-            Lookup::NotFound => return Err(ProxyError::NoRoute),
-            Lookup::NeedBody => unreachable!("the body was supplied"),
+        let bytes = read_limited(
+            incoming,
+            &rq.parts.headers,
+            self.config.max_body_match_bytes,
+            ProxyError::BodyTooLarge,
+        )
+        .await?;
+        let json = is_json(&rq.parts.headers)
+            .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .flatten();
+        let mut info = request_info(rq, target);
+        info.body = match &json {
+            Some(v) => Body::Json(v),
+            None => Body::NotJson,
         };
-        let state = active.routes[matched.entry.route.0].clone();
-        cx.obs.route = Some((matched.route.id.clone(), state.clone()));
-        Ok((matched, state))
+        let lookup = active.snapshot.route(&info);
+        let routed = found(cx, active, lookup);
+        rq.body = ReqBody::Buffered(bytes);
+        routed
     }
+}
+
+/// What the matcher reads of the request (its body not yet).
+#[inline]
+fn request_info<'a>(rq: &'a Downstream, target: &'a Target<'_>) -> RequestInfo<'a> {
+    RequestInfo {
+        host: &target.host,
+        path: &target.path,
+        query: target.query,
+        method: &rq.parts.method,
+        headers: &rq.parts.headers,
+        body: Body::Unread,
+    }
+}
+
+/// The route of a finished lookup; recorded for the log phase.
+#[inline]
+fn found<'s>(
+    cx: &mut RequestCtx<'_>,
+    active: &'s Active,
+    lookup: Lookup<'s>,
+) -> Result<Routed<'s>, ProxyError> {
+    let matched = match lookup {
+        Lookup::Matched(m) => m,
+        Lookup::NotFound => return Err(ProxyError::NoRoute),
+        Lookup::NeedBody => unreachable!("the body was supplied"),
+    };
+    let state = active.routes[matched.entry.route.0].clone();
+    cx.obs.route = Some((matched.route.id.clone(), state.clone()));
+    Ok((matched, state))
 }

@@ -20,6 +20,7 @@ const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// Answers ACME challenges and HTTPS redirects; notes HSTS and the client
 /// certificate's subject for the later phases.
+#[inline]
 pub(super) fn transport(
     cx: &mut RequestCtx<'_>,
     active: &Active,

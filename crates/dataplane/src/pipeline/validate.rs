@@ -10,10 +10,26 @@ use super::proxy::Proxy;
 use super::request_body::{declared_length, is_json, read_limited};
 use crate::respond::ProxyError;
 
+/// Refuses a request whose declared body is over `body_limit`, before
+/// any of it is read.
+#[inline]
+pub(super) fn declared_within(
+    headers: &http::HeaderMap,
+    body_limit: Option<u64>,
+) -> Result<(), ProxyError> {
+    match body_limit {
+        Some(limit) if declared_length(headers).is_some_and(|n| n > limit) => {
+            Err(ProxyError::BodyLimit)
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Proxy {
     /// The largest request body the route takes (`None`: no limit): the
     /// smaller of its traffic limit (or the gateway's default) and its
     /// validation limit.
+    #[inline]
     pub(super) fn body_limit(&self, route: &Route) -> Option<u64> {
         let validation = route.policies.validation.as_deref();
         match (
@@ -28,9 +44,8 @@ impl Proxy {
         }
     }
 
-    /// Refuses a request whose declared body is over `body_limit` or that
-    /// fails the route's validation; reads a JSON body that a schema
-    /// checks.
+    /// Refuses a request that fails the route's request validation;
+    /// reads a JSON body that a schema checks.
     pub(super) async fn validate(
         &self,
         route: &Route,
@@ -38,11 +53,6 @@ impl Proxy {
         body_limit: Option<u64>,
     ) -> Result<(), ProxyError> {
         let headers = &rq.parts.headers;
-        if let Some(limit) = body_limit
-            && declared_length(headers).is_some_and(|n| n > limit)
-        {
-            return Err(ProxyError::BodyLimit);
-        }
         let Some(v) = route.policies.validation.as_deref() else {
             return Ok(());
         };
@@ -68,13 +78,7 @@ impl Proxy {
             let limit = body_limit.map_or(1 << 20, |l| usize::try_from(l).unwrap_or(usize::MAX));
             let bytes = match rq.body.take() {
                 ReqBody::Streamed(incoming) => {
-                    Box::pin(read_limited(
-                        incoming,
-                        headers,
-                        limit,
-                        ProxyError::BodyLimit,
-                    ))
-                    .await?
+                    read_limited(incoming, headers, limit, ProxyError::BodyLimit).await?
                 }
                 ReqBody::Buffered(b) => b,
             };
