@@ -116,17 +116,26 @@ clean:
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
 
-## bench: criterion benches, the proxy comparison and the scale check
+## bench: every benchmark of BENCHMARKS.md: criterion benches, every
+## scenario against nginx, HAProxy and the byte relay, user-space work per
+## request and per feature, system calls, scale, Kubernetes mode, TLS,
+## policies, observability, reconfiguration under load, ingress-nginx
+## compatibility (needs nginx, haproxy, wrk, h2load, valgrind, strace,
+## hyperfine, redis-server; about an hour on 2 cores)
 bench:
 	$(CARGO) bench -p gatehouse-translate
+	$(CARGO) bench -p gatehouse-dataplane --bench policy
 	bench/compare.sh
+	bench/instructions.sh
+	bench/features.sh target/release/gatehouse
+	bench/syscalls.sh
 	bench/scale.sh
 	bench/kube.sh
 	bench/tls.sh
-	$(CARGO) bench -p gatehouse-dataplane --bench policy
 	bench/policies.sh
 	bench/observability.sh
 	bench/reconfig.sh
+	bench/nginx-compat.sh
 
 ## fuzz: run each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz
 FUZZ_SECONDS ?= 60

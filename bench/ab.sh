@@ -32,6 +32,8 @@
 #                                # wrk's closed loop; adds p50 and p99
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 [ $# -eq 2 ] || { echo "usage: bench/ab.sh A B (each a gatehouse binary, nginx, haproxy or relay)" >&2; exit 2; }
 ROUNDS=${ROUNDS:-7}
@@ -49,29 +51,18 @@ if [ -n "$RATE" ] && [ "${CLOSE:-0}" = 1 ]; then
   exit 2
 fi
 cargo build -q --release -p gatehouse-testkit
-out=$(mktemp)
+out="$work/rounds"
 taskset -c 1 target/release/gatehouse-bench-upstream "${upstream_args[@]}" &
-upstream=$!
+pids+=($!)
 pid=""
-trap 'kill "$upstream" $pid 2>/dev/null || true; rm -rf "$out" "$work"' EXIT
+on_exit() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; }
 sleep 0.3
 THREADS=${THREADS:-1}
 hz=$(getconf CLK_TCK)
 # CPU time of a contestant: its process and its children (nginx's
 # workers), in clock ticks.
-ticks() { # pid, then the numbers of the /proc/PID/stat fields to add
-  local pid=$1 t=0 p f
-  shift
-  for p in "$pid" $(pgrep -P "$pid"); do
-    for f in "$@"; do
-      t=$((t + $(awk -v f="$f" '{print $f}' "/proc/$p/stat")))
-    done
-  done
-  echo "$t"
-}
-cpu_ticks() { ticks "$1" 14 15; }
-user_ticks() { ticks "$1" 14; }
-work=$(mktemp -d)
+cpu_ticks() { proc_ticks "$1" 14 15; }
+user_ticks() { proc_ticks "$1" 14; }
 sed "s/^worker_processes 1;/worker_processes $THREADS;/" bench/nginx.conf > "$work/nginx.conf"
 sed "s/nbthread 1/nbthread $THREADS/" bench/haproxy.cfg > "$work/haproxy.cfg"
 sed -e "s/nbthread 1/nbthread $THREADS/" -e "s/127.0.0.1:18980/${upstream_args[0]}/" bench/relay.cfg > "$work/relay.cfg"
@@ -150,7 +141,6 @@ for round in $(seq "$ROUNDS"); do
     pid=""
   done
 done
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 column() { awk -v n="$1" -v c="$2" '$2 == n {print $c}' "$out" | median; }
 if [ -n "$RATE" ]; then
   echo "| contestant | req/s sent (median of $ROUNDS) | CPU µs/request (median) | of which user | p50 µs | p99 µs |"

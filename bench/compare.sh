@@ -41,6 +41,8 @@
 # nghttp2-client openssl). Prints Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
@@ -56,15 +58,12 @@ SCENARIOS=${SCENARIOS:-keepalive 16k h2c https close ratelimit routes10k cache}
 for tool in nginx haproxy wrk h2load openssl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx haproxy wrk nghttp2-client openssl)" >&2; exit 1; }
 done
-cargo build -q --release -p gatehouse -p gatehouse-testkit
-bin=target/release
+build_release
 # The Gatehouse binary under test (a profile-guided build: bench/pgo.sh).
 GATEHOUSE=${GATEHOUSE:-$bin/gatehouse}
-work=$(mktemp -d)
 certs=/tmp/gatehouse-bench-tls
 bench/certs.sh
 
-upstream_pids=()
 proxy_pids=()
 stop_proxies() {
   for p in "${proxy_pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -74,28 +73,14 @@ stop_proxies() {
   proxy_pids=()
   sleep 0.5
 }
-cleanup() {
-  stop_proxies
-  for p in "${upstream_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_url() {
-  for _ in $(seq 300); do
-    curl -sk -o /dev/null "$1" && return 0
-    sleep 0.05
-  done
-  echo "$1 never answered" >&2
-  exit 1
-}
+on_exit() { stop_proxies; }
 
 # The upstreams listen on every loopback address: the 10,000-route
 # configuration spreads its endpoints over 127.0.0.0/8.
 taskset -c "$LOAD_CPU" "$bin/gatehouse-bench-upstream" 0.0.0.0:18980 &
-upstream_pids+=($!)
+pids+=($!)
 taskset -c "$LOAD_CPU" "$bin/gatehouse-bench-upstream" 0.0.0.0:18979 16384 &
-upstream_pids+=($!)
+pids+=($!)
 wait_url http://127.0.0.1:18980/
 wait_url http://127.0.0.1:18979/
 
@@ -135,27 +120,7 @@ cpu_ticks() {
   done
   echo "$total"
 }
-# Resident memory (KiB) of processes and their children.
-rss_kib() {
-  local total=0
-  for p in "$@" $(for q in "$@"; do pgrep -P "$q" 2>/dev/null || true; done); do
-    if [ -r "/proc/$p/status" ]; then
-      total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")))
-    fi
-  done
-  echo "$total"
-}
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-# paired "A LIST" "B LIST": the median of the per-round ratios A_i / B_i
-# (the lists hold one figure per round, in round order).
-paired() {
-  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
-    for (i = 1; i <= n; i++) if (y[i] > 0) print x[i] / y[i] }' | median
-}
 hz=$(getconf CLK_TCK)
-# The host's steal time so far (both cores, in clock ticks): CPU time the
-# hypervisor gave other guests.
-steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 
 start_proxies() { # threads
   local t=$1

@@ -14,6 +14,8 @@
 # Needs valgrind and h2load. Output: binary, route, the three counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 [ $# -gt 0 ] || { echo "usage: bench/features.sh BINARY..." >&2; exit 2; }
 N=${N:-10000}
@@ -21,10 +23,6 @@ for tool in valgrind callgrind_control h2load; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install valgrind nghttp2-client)" >&2; exit 1; }
 done
 cargo build -q --release -p gatehouse-testkit
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
 target/release/gatehouse-bench-upstream 127.0.0.1:18980 & pids+=($!)
 target/release/gatehouse-bench-upstream 127.0.0.1:18979 16384 & pids+=($!)
 target/release/gatehouse-bench-upstream 127.0.0.1:18978 & pids+=($!)

@@ -7,17 +7,19 @@
 #   bench/idle.sh [BINARY] [N]     # defaults: target/release/gatehouse, 5000
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-bin=${1:-target/release/gatehouse}
+gatehouse=${1:-target/release/gatehouse}
 n=${2:-5000}
-cargo build -q --release -p gatehouse-testkit
+build_release
 ulimit -n $((n * 2 + 1024))
 taskset -c 1 target/release/gatehouse-bench-upstream 127.0.0.1:18980 &
-upstream=$!
-taskset -c 0 "$bin" standalone --manifests bench/gatehouse --no-https --http-addr 127.0.0.1:18981 \
+pids+=($!)
+taskset -c 0 "$gatehouse" standalone --manifests bench/gatehouse --no-https --http-addr 127.0.0.1:18981 \
   --admin-addr 127.0.0.1:18990 --worker-threads 1 --log-level warn --access-log off >/dev/null 2>&1 &
 gw=$!
-trap 'kill "$gw" "$upstream" 2>/dev/null || true' EXIT
+pids+=("$gw")
 until curl -sf http://127.0.0.1:18990/readyz >/dev/null; do sleep 0.05; done
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 before=$(rss "$gw")

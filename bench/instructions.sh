@@ -23,6 +23,8 @@
 # each other, not with compare.sh's times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 N=${N:-20000}
 CONTESTANTS=${CONTESTANTS:-gatehouse nginx haproxy}
@@ -31,13 +33,11 @@ for tool in valgrind callgrind_control h2load; do
 done
 binaries=("$@")
 [ ${#binaries[@]} -gt 0 ] || binaries=(target/release/gatehouse)
-cargo build -q --release -p gatehouse -p gatehouse-testkit
+build_release
 # nginx.conf and haproxy.cfg have TLS listeners: they need the certificate.
 bench/certs.sh
-work=$(mktemp -d)
 target/release/gatehouse-bench-upstream 127.0.0.1:18980 &
-upstream=$!
-trap 'kill "$upstream" 2>/dev/null || true; rm -rf "$work"' EXIT
+pids+=($!)
 sleep 0.3
 
 # measure NAME PORT HOST COMMAND...: prints "NAME instructions/request".
@@ -99,8 +99,8 @@ fi
 for c in $CONTESTANTS; do
   case $c in
     gatehouse)
-      for bin in "${binaries[@]}"; do
-        measure "gatehouse ($bin)" 18981 bench.local "$bin" standalone --manifests bench/gatehouse \
+      for binary in "${binaries[@]}"; do
+        measure "gatehouse ($binary)" 18981 bench.local "$binary" standalone --manifests bench/gatehouse \
           --no-https --http-addr 127.0.0.1:18981 --admin-addr 127.0.0.1:18990 --worker-threads 1 \
           --log-level warn --access-log off
       done

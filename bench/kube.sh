@@ -10,10 +10,10 @@
 # Uses release binaries (built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-cargo build -q --release -p gatehouse -p gatehouse-testkit
-bin=target/release/gatehouse-kube-bench
-
-"$bin" latency 100 1000 "$@"
-"$bin" latency 100 10000 "$@"
-"$bin" scale 10000 50000 "$@"
+build_release
+"$bin/gatehouse-kube-bench" latency 100 1000 "$@"
+"$bin/gatehouse-kube-bench" latency 100 10000 "$@"
+"$bin/gatehouse-kube-bench" scale 10000 50000 "$@"

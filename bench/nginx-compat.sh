@@ -11,12 +11,13 @@
 #   N=5000 bench/nginx-compat.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 N=${N:-1000}
 command -v hyperfine >/dev/null || { echo "missing hyperfine (apt-get install hyperfine)" >&2; exit 1; }
-cargo build -q --release -p gatehouse
-bin=target/release/gatehouse
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+build_release
+dir=$work
+gatehouse=$bin/gatehouse
 {
   printf 'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: gatehouse}\nspec: {controller: gatehouse.dev/ingress-controller}\n'
   for i in $(seq "$N"); do
@@ -38,6 +39,6 @@ echo "$N Ingresses (+$((N / 10)) canaries), $(wc -c < "$dir/ingresses.yaml") byt
 # Without --nginx-compat the canaries conflict with their main Ingresses
 # (an error, exit status 1): -i keeps hyperfine timing it anyway.
 hyperfine -N -i --warmup 2 --runs 10 \
-  "$bin validate -f $dir/ingresses.yaml" \
-  "$bin validate --nginx-compat -f $dir/ingresses.yaml" \
-  "$bin migrate --emit apiroute -f $dir/ingresses.yaml"
+  "$gatehouse validate -f $dir/ingresses.yaml" \
+  "$gatehouse validate --nginx-compat -f $dir/ingresses.yaml" \
+  "$gatehouse migrate --emit apiroute -f $dir/ingresses.yaml"

@@ -20,6 +20,8 @@
 # CPU 1. Needs wrk and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
@@ -27,30 +29,14 @@ ROUTES=${ROUTES:-1000}
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk nginx)" >&2; exit 1; }
 done
-cargo build -q --release -p gatehouse -p gatehouse-testkit
-bin=target/release
-work=$(mktemp -d)
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+build_release
+on_exit() {
   if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
-    sleep 0.05
-  done
-  echo "port $1 never answered" >&2
-  exit 1
 }
 
 taskset -c 1 "$bin/gatehouse-bench-upstream" 127.0.0.1:18980 &
 pids+=($!)
-wait_port 18980
+wait_url http://127.0.0.1:18980/
 
 # The span sink: accepts any POST and answers 200.
 cat > "$work/nginx.conf" <<EOF
@@ -68,7 +54,7 @@ http {
 }
 EOF
 taskset -c 1 nginx -c "$work/nginx.conf" -p "$work"
-wait_port 18984
+wait_url http://127.0.0.1:18984/
 
 # name|binary|extra arguments
 variants=(
@@ -92,7 +78,7 @@ for round in $(seq "$ROUNDS"); do
       --http-addr 127.0.0.1:18981 --admin-addr 127.0.0.1:18990 --worker-threads 1 \
       --log-level warn $extra > "$work/access.log" &
     gw=$!
-    wait_port 18981
+    wait_url http://127.0.0.1:18981/
     taskset -c 1 wrk -t1 -c64 -d2s http://127.0.0.1:18981/ >/dev/null
     before=$(cpu_ticks "$gw")
     out=$(taskset -c 1 wrk -t1 -c64 -d"$DURATION" http://127.0.0.1:18981/)
@@ -108,7 +94,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 first=""
 echo
 echo "| configuration (1 worker thread, wrk 64 connections) | requests/s (median of $ROUNDS) | vs. first row | proxy CPU µs/request (median) | vs. first row |"

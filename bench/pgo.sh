@@ -23,6 +23,8 @@
 # Rust 1.95). Needs wrk, h2load and curl, like the other benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 TARGET=${TARGET:-$host}
@@ -53,13 +55,6 @@ bench/certs.sh
 certs=/tmp/gatehouse-bench-tls
 instrumented=target/pgo/generate/$TARGET/release/gatehouse
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 target/release/gatehouse-bench-upstream 127.0.0.1:18980 &
 pids+=($!)
 target/release/gatehouse-bench-upstream 127.0.0.1:18979 16384 &

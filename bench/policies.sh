@@ -6,15 +6,12 @@
 #   bench/policies.sh            DURATION=10s bench/policies.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
-cargo build -q --release -p gatehouse -p gatehouse-testkit
-bin=target/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+build_release
 
 taskset -c 1 "$bin/gatehouse-bench-upstream" 127.0.0.1:18980 & pids+=($!)
 redis-server --port 18979 --bind 127.0.0.1 --save "" --appendonly no >/dev/null & pids+=($!)

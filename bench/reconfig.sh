@@ -23,16 +23,13 @@
 # host. Needs python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DURATION=${DURATION:-60}
 RATE=${RATE:-10000}
 PROBES=${PROBES:-100}
-cargo build -q --release -p gatehouse -p gatehouse-testkit
-bin=target/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+build_release
 
 taskset -c 1 "$bin/gatehouse-bench-upstream" 0.0.0.0:18980 &
 pids+=($!)
@@ -117,7 +114,6 @@ field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
 # the last call: on a shared virtual machine, a phase with much of it
 # measured the host, not the gateway.
 hz=$(getconf CLK_TCK)
-steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 last_steal=$(steal_ticks)
 steal_ms() {
   local now

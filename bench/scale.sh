@@ -9,18 +9,17 @@
 # Uses release binaries (built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-cargo build -q --release -p gatehouse -p gatehouse-testkit
-bin=target/release
+build_release
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
 
-work=$(mktemp -d)
 # One echo backend answers for every generated endpoint (127.x.y.z:18973).
 "$bin/gatehouse-echo" echo=0.0.0.0:18973 2>/dev/null &
-echo_pid=$!
-cleanup() { [ -n "${gw_pid:-}" ] && kill "$gw_pid" 2>/dev/null; kill "$echo_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+pids+=($!)
+on_exit() { [ -z "${gw_pid:-}" ] || kill "$gw_pid" 2>/dev/null || true; }
 
 now_ms() { date +%s%3N; }
 

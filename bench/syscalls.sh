@@ -14,6 +14,8 @@
 # slow: read the counts, not the times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 N=${N:-20000}
 CONTESTANTS=${CONTESTANTS:-gatehouse nginx haproxy}
@@ -21,13 +23,12 @@ GATEHOUSE=${GATEHOUSE:-target/release/gatehouse}
 for tool in strace h2load curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install strace nghttp2-client curl)" >&2; exit 1; }
 done
-cargo build -q --release -p gatehouse -p gatehouse-testkit
+build_release
 bench/certs.sh
-work=$(mktemp -d)
 target/release/gatehouse-bench-upstream 127.0.0.1:18980 &
-upstream=$!
+pids+=($!)
 pid=""
-trap 'kill "$upstream" $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+on_exit() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; }
 sleep 0.3
 
 # count NAME PORT COMMAND...: prints the contestant's calls per request.

@@ -12,6 +12,8 @@
 #   bench/tls.sh                  ROUNDS=5 DURATION=15s bench/tls.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
@@ -21,17 +23,13 @@ LOAD_CPU=${LOAD_CPU:-1}
 for tool in nginx wrk openssl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx wrk openssl)" >&2; exit 1; }
 done
-cargo build -q --release -p gatehouse -p gatehouse-testkit
-bin=target/release
+build_release
 certs=/tmp/gatehouse-bench-tls
 bench/certs.sh
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+on_exit() {
   if [ -f /tmp/gatehouse-bench-nginx-tls.pid ]; then kill "$(cat /tmp/gatehouse-bench-nginx-tls.pid)" 2>/dev/null || true; fi
 }
-trap cleanup EXIT
 
 wait_port() {
   for _ in $(seq 200); do
