@@ -26,7 +26,6 @@ pub mod listener;
 mod observe;
 mod pipeline;
 mod policy;
-
 mod proxy_body;
 mod proxy_protocol;
 mod ratelimit;
@@ -37,7 +36,6 @@ mod state;
 mod tls;
 mod tunnel;
 mod upstream;
-mod validate;
 mod workers;
 
 pub use cache::{CacheCounters, Purge, ResponseCache};

@@ -58,7 +58,7 @@ impl Proxy {
         };
         for h in &v.required_headers {
             if !headers.contains_key(h) {
-                return Err(ProxyError::Invalid(crate::validate::problem(
+                return Err(ProxyError::Invalid(crate::policy::validation::problem(
                     "A required header is missing",
                     &[(String::new(), format!("header {h} is required"))],
                 )));
@@ -68,7 +68,7 @@ impl Proxy {
             && (headers.contains_key(header::CONTENT_LENGTH)
                 || headers.contains_key(header::TRANSFER_ENCODING)
                 || matches!(rq.body, ReqBody::Buffered(ref b) if !b.is_empty()));
-        if has_body && !crate::validate::content_type_allowed(v, headers) {
+        if has_body && !crate::policy::validation::content_type_allowed(v, headers) {
             return Err(ProxyError::UnsupportedMediaType);
         }
         if let Some(schema) = &v.json_schema
@@ -83,7 +83,7 @@ impl Proxy {
                 ReqBody::Buffered(b) => b,
             };
             rq.body = ReqBody::Buffered(bytes.clone());
-            crate::validate::check(schema, &bytes)?;
+            crate::policy::validation::check(schema, &bytes)?;
         }
         Ok(())
     }
