@@ -207,7 +207,7 @@ fn purge(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     };
     let removed = gateway
         .cache()
-        .map_or(0, |c| c.purge(&host.to_ascii_lowercase(), &which));
+        .purge(&host.to_ascii_lowercase(), &which);
     tracing::info!(host, ?which, removed, "cache purged");
     let mut resp = Response::new(Full::new(Bytes::from(format!(
         "{{\"removed\":{removed}}}\n"

@@ -3,7 +3,12 @@
 //! in a row. The task holds only a weak reference and ends when its
 //! cluster leaves the configuration (or is rebuilt, which starts a new
 //! task over the same endpoint state).
+//!
+//! Publishing a snapshot starts nothing: [`follow`] runs on a task of its
+//! own, wakes when a new generation is published, and starts a checker
+//! for every cluster state that has health checks and none yet.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
@@ -13,9 +18,51 @@ use snapshot::HealthCheckPolicy;
 
 use crate::body::UpstreamBody;
 use crate::lb::{ClusterState, EndpointState};
+use crate::state::Gateway;
 use crate::upstream::{Transport, Upstreams};
 
-pub(crate) fn spawn(
+/// Follows `gateway`'s publishes and keeps a checker running for each
+/// cluster with health checks, until the gateway is gone.
+pub(crate) async fn follow(gateway: Weak<Gateway>, upstreams: Arc<Upstreams>) {
+    let Some(mut published) = gateway.upgrade().map(|g| g.follow()) else {
+        return;
+    };
+    // The state each running checker watches, by cluster name.
+    let mut checking: HashMap<Arc<str>, Weak<ClusterState>> = HashMap::new();
+    loop {
+        published.borrow_and_update();
+        let Some(gateway) = gateway.upgrade() else {
+            return;
+        };
+        let active = gateway.load();
+        drop(gateway);
+        checking.retain(|_, state| state.strong_count() > 0);
+        for (cluster, state) in active.snapshot.clusters.iter().zip(&active.clusters) {
+            let Some(policy) = &cluster.health_check else {
+                continue;
+            };
+            let current = checking
+                .get(&cluster.name)
+                .and_then(Weak::upgrade)
+                .is_some_and(|s| Arc::ptr_eq(&s, state));
+            if !current {
+                spawn(
+                    state,
+                    policy.clone(),
+                    Transport::of(cluster),
+                    upstreams.clone(),
+                );
+                checking.insert(cluster.name.clone(), Arc::downgrade(state));
+            }
+        }
+        drop(active);
+        if published.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn spawn(
     cluster: &Arc<ClusterState>,
     policy: HealthCheckPolicy,
     transport: Transport,

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use tokio::sync::watch;
+
 use arc_swap::ArcSwap;
 use snapshot::Snapshot;
 use telemetry::{RouteMetrics, Telemetry};
@@ -11,7 +13,7 @@ use telemetry::{RouteMetrics, Telemetry};
 use crate::lb::ClusterState;
 use crate::retry::RetryBudget;
 use crate::tls::{Shared, TlsState};
-use crate::upstream::Upstreams;
+use crate::cache::{CacheCounters, ResponseCache};
 
 /// What one request reads: the snapshot and, index for index with its
 /// clusters and routes, their run-time state. Swapped as one value so a
@@ -51,8 +53,9 @@ pub struct Gateway {
     ready: AtomicBool,
     draining: AtomicBool,
     generation: AtomicU64,
-    /// The upstream client active health checks use; set by the proxy.
-    upstreams: OnceLock<Arc<Upstreams>>,
+    /// The generation last published, for those who follow changes
+    /// (active health checks) on tasks of their own.
+    published: watch::Sender<u64>,
     /// The default certificate and TLS session state, once HTTPS is
     /// enabled.
     tls: OnceLock<Shared>,
@@ -60,9 +63,12 @@ pub struct Gateway {
     telemetry: Arc<Telemetry>,
     /// End of validity of the default certificate, for its expiry metric.
     default_not_after: AtomicI64,
-    /// The proxy's response cache, for purges and metrics.
-    cache: arc_swap::ArcSwapOption<crate::cache::ResponseCache>,
+    /// The response cache the proxy fills and the admin endpoint purges.
+    cache: Arc<ResponseCache>,
 }
+
+/// Bytes of responses the cache holds unless configured.
+const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
 impl Default for Gateway {
     fn default() -> Self {
@@ -77,8 +83,13 @@ impl Gateway {
         Self::with_telemetry(Arc::new(Telemetry::quiet()))
     }
 
-    /// As [`Gateway::new`], reporting through `telemetry`.
+    /// As [`Gateway::new`], reporting through `telemetry`, with a
+    /// response cache of the default size (see [`Gateway::with_cache`]).
     pub fn with_telemetry(telemetry: Arc<Telemetry>) -> Self {
+        let cache = Arc::new(
+            ResponseCache::new(DEFAULT_CACHE_BYTES)
+                .with_counters(CacheCounters::registered(&telemetry.metrics)),
+        );
         Self {
             active: ArcSwap::from_pointee(Active {
                 snapshot: Arc::new(Snapshot::empty()),
@@ -90,12 +101,21 @@ impl Gateway {
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             generation: AtomicU64::new(0),
-            upstreams: OnceLock::new(),
+            published: watch::Sender::new(0),
             tls: OnceLock::new(),
             telemetry,
             default_not_after: AtomicI64::new(0),
-            cache: arc_swap::ArcSwapOption::empty(),
+            cache,
         }
+    }
+
+    /// Uses `cache` for responses (its counters registered with this
+    /// gateway's metrics). Call before handing the gateway to a proxy.
+    #[must_use]
+    pub fn with_cache(mut self, cache: ResponseCache) -> Self {
+        self.cache =
+            Arc::new(cache.with_counters(CacheCounters::registered(&self.telemetry.metrics)));
+        self
     }
 
     /// Metrics, access log and tracer.
@@ -103,13 +123,14 @@ impl Gateway {
         &self.telemetry
     }
 
-    pub(crate) fn set_cache(&self, c: Arc<crate::cache::ResponseCache>) {
-        self.cache.store(Some(c));
+    /// The response cache.
+    pub fn cache(&self) -> &Arc<ResponseCache> {
+        &self.cache
     }
 
-    /// The response cache, once a proxy serves this gateway.
-    pub fn cache(&self) -> Option<Arc<crate::cache::ResponseCache>> {
-        self.cache.load_full()
+    /// The generations published from now on (the current one first).
+    pub(crate) fn follow(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
     }
 
     /// Enables HTTPS with `chain_pem`/`key_pem` as the certificate for
@@ -127,10 +148,6 @@ impl Gateway {
         }
         let _ = self.tls.set(Shared::new(Arc::new(cert)));
         Ok(())
-    }
-
-    pub(crate) fn set_upstreams(&self, upstreams: Arc<Upstreams>) {
-        let _ = self.upstreams.set(upstreams);
     }
 
     /// Makes `snapshot` the live configuration. Requests already in flight
@@ -159,23 +176,12 @@ impl Gateway {
                 old_health.get(&*c.name) == Some(&(&c.health_check, c.protocol, &c.tls));
             let state = match old {
                 Some(s) if s.matches(c) && unchanged_health => Arc::clone(s),
-                _ => {
-                    let state = Arc::new(
-                        ClusterState::new(c, old.map(|s| &***s))
-                            .with_metrics(self.telemetry.metrics.backend(&c.name)),
-                    );
-                    if let (Some(policy), Some(upstreams)) = (&c.health_check, self.upstreams.get())
-                        && tokio::runtime::Handle::try_current().is_ok()
-                    {
-                        crate::health::spawn(
-                            &state,
-                            policy.clone(),
-                            crate::upstream::Transport::of(c),
-                            upstreams.clone(),
-                        );
-                    }
-                    state
-                }
+                // New state: the health checker (`health.rs`), which
+                // follows publishes, starts checking it.
+                _ => Arc::new(
+                    ClusterState::new(c, old.map(|s| &***s))
+                        .with_metrics(self.telemetry.metrics.backend(&c.name)),
+                ),
             };
             clusters.push(state);
         }
@@ -212,6 +218,7 @@ impl Gateway {
             tls,
         }));
         self.ready.store(true, Ordering::Release);
+        self.published.send_replace(generation);
     }
 
     /// Sets the gauges that describe the configuration being published.

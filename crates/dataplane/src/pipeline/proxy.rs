@@ -5,14 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{CacheCounters, ResponseCache};
+use crate::cache::ResponseCache;
 use crate::clientinfo::Cidr;
 use crate::ratelimit::{InFlightPerClient, RateLimitCounters, RateLimiter};
 use crate::state::Gateway;
 use crate::upstream::{UpstreamConfig, Upstreams};
-
-/// Bytes of responses the cache holds unless configured.
-const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
 /// Most keys held per local rate limit before new keys share a budget.
 const DEFAULT_RATE_LIMIT_KEYS: usize = 100_000;
@@ -84,7 +81,10 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy serving `gateway`'s live configuration.
+    /// A proxy serving `gateway`'s live configuration, filling its
+    /// response cache. Built after the gateway, never wired back into it:
+    /// the proxy's upstream clients serve the active health checks through
+    /// [`Proxy::health_checks`].
     pub fn new(gateway: Arc<Gateway>, config: ProxyConfig) -> Self {
         let upstreams = Arc::new(Upstreams::new(&UpstreamConfig {
             connect_timeout: config.connect_timeout,
@@ -92,13 +92,8 @@ impl Proxy {
             max_idle: config.upstream_max_idle,
             workers: config.workers,
         }));
-        gateway.set_upstreams(upstreams.clone());
         let telemetry = gateway.telemetry().clone();
-        let cache = Arc::new(
-            ResponseCache::new(DEFAULT_CACHE_BYTES)
-                .with_counters(CacheCounters::registered(&telemetry.metrics)),
-        );
-        gateway.set_cache(cache.clone());
+        let cache = gateway.cache().clone();
         let mut rate_limiter = RateLimiter::new(DEFAULT_RATE_LIMIT_KEYS);
         rate_limiter.counters = Arc::new(RateLimitCounters::registered(&telemetry.metrics));
         let rate_limiter = Arc::new(rate_limiter);
@@ -116,14 +111,11 @@ impl Proxy {
         }
     }
 
-    /// Uses `cache` for responses (shared with the admin endpoints).
-    #[must_use]
-    pub fn with_cache(mut self, cache: ResponseCache) -> Self {
-        let cache =
-            Arc::new(cache.with_counters(CacheCounters::registered(&self.telemetry.metrics)));
-        self.gateway.set_cache(cache.clone());
-        self.cache = cache;
-        self
+    /// Active health checks of the gateway's clusters, through this
+    /// proxy's upstream clients: run it on a task of its own. It follows
+    /// every publish and ends when the gateway is dropped.
+    pub fn health_checks(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        crate::health::follow(Arc::downgrade(&self.gateway), self.upstreams.clone())
     }
 
     /// Uses `limiter` for rate limits (for example one with Redis).

@@ -129,7 +129,12 @@ where
 
     let (shutdown, trigger) = shutdown::on_signals()?;
     let telemetry = Arc::new(telemetry(args));
-    let gateway = Arc::new(Gateway::with_telemetry(telemetry.clone()));
+    // Built in order: the gateway's state with its response cache, then
+    // the proxy over it; nothing is wired back afterwards.
+    let gateway = Arc::new(
+        Gateway::with_telemetry(telemetry.clone())
+            .with_cache(dataplane::ResponseCache::new(args.cache_max_bytes)),
+    );
     if https_addr.is_some() {
         let (chain, key) = default_certificate(args)?;
         gateway
@@ -160,9 +165,10 @@ where
                 ..ProxyConfig::default()
             },
         )
-        .with_rate_limiter(limiter)
-        .with_cache(dataplane::ResponseCache::new(args.cache_max_bytes)),
+        .with_rate_limiter(limiter),
     );
+    // Active health checks follow every publish on a task of their own.
+    tokio::spawn(proxy.health_checks());
 
     // The admin listener outlives the data listener's drain, so probes
     // keep answering (readiness fails) while requests finish.
