@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::Method;
 use testkit::manifests::{INGRESS_CLASS, docs, service, write_atomic};
 use testkit::nginx::Nginx;
-use testkit::{EchoServer, GatewayProcess, HttpClient, Reply, run_gatehouse};
+use testkit::{EchoServer, GatewayProcess, HttpClient, Reply, eventually, run_gatehouse};
 
 /// An Ingress in `default` with one rule for `host`, one path to
 /// `backend` (port 80), and the given `nginx.ingress.kubernetes.io/`
@@ -689,9 +689,19 @@ async fn protocol_timeout_redirect_and_connection_annotations() {
         .unwrap()
         .status
     };
+    let before = app.requests();
     let first = tokio::spawn(slow(HttpClient::new(), gw.http));
     let second = tokio::spawn(slow(HttpClient::new(), gw.http));
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    // Both have reached the backend, which holds them for 700 ms.
+    eventually(
+        std::time::Duration::from_secs(5),
+        "both slow requests in flight",
+        || {
+            let n = app.requests();
+            async move { n >= before + 2 }
+        },
+    )
+    .await;
     assert_eq!(
         get(&c, gw.http, "conns.example", "/", &[]).await.status,
         429

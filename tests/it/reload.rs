@@ -150,8 +150,18 @@ async fn rewrites_under_load_fail_no_request() {
         write_atomic(dir.path(), "config.yaml", text);
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
-    // The last write was config A; give it time to be served.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The last write was config A: the clients go on under it for a
+    // while (a hundred more requests) before they stop.
+    let after_last = total.load(Ordering::Relaxed);
+    eventually(
+        Duration::from_secs(10),
+        "requests after the last change",
+        || {
+            let total = total.clone();
+            async move { total.load(Ordering::Relaxed) >= after_last + 100 }
+        },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
 
     let mut failures = Vec::new();

@@ -453,7 +453,20 @@ async fn a_rotated_certificate_reaches_new_connections_without_a_failed_request(
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Under load before the rotation: every client has been served.
+    let served = |n: u64| {
+        let ok = ok.clone();
+        move || {
+            let ok = ok.clone();
+            async move { ok.load(Ordering::Relaxed) >= n }
+        }
+    };
+    eventually(
+        Duration::from_secs(10),
+        "load before the rotation",
+        served(50),
+    )
+    .await;
     let text = std::fs::read_to_string(s.dir.path().join("config.yaml")).unwrap();
     let rotated = s.ca.server(&["a.example.com"]);
     let start = text
@@ -479,7 +492,14 @@ async fn a_rotated_certificate_reaches_new_connections_without_a_failed_request(
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // And under load after it.
+    let after = ok.load(Ordering::Relaxed) + 50;
+    eventually(
+        Duration::from_secs(10),
+        "load after the rotation",
+        served(after),
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
