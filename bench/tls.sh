@@ -31,29 +31,20 @@ on_exit() {
   if [ -f /tmp/gatehouse-bench-nginx-tls.pid ]; then kill "$(cat /tmp/gatehouse-bench-nginx-tls.pid)" 2>/dev/null || true; fi
 }
 
-wait_port() {
-  for _ in $(seq 200); do
-    curl -sk -o /dev/null "$1" && return 0
-    sleep 0.05
-  done
-  echo "$1 never answered" >&2
-  exit 1
-}
-
 taskset -c "$LOAD_CPU" "$bin/gatehouse-bench-upstream" 127.0.0.1:18980 &
 pids+=($!)
-wait_port http://127.0.0.1:18980/
+wait_url http://127.0.0.1:18980/
 
 taskset -c "$PROXY_CPU" "$bin/gatehouse" standalone --manifests bench/gatehouse \
   --http-addr 127.0.0.1:18981 --https-addr 127.0.0.1:18987 --admin-addr 127.0.0.1:18990 \
   --default-certificate "$certs/cert.pem" --default-key "$certs/key.pem" \
   --worker-threads 1 --log-level warn --access-log off &
 pids+=($!)
-wait_port https://127.0.0.1:18987/
+wait_url https://127.0.0.1:18987/
 
 taskset -c "$PROXY_CPU" nginx -c "$PWD/bench/nginx-tls.conf" -p /tmp &
 pids+=($!)
-wait_port https://127.0.0.1:18986/
+wait_url https://127.0.0.1:18986/
 
 declare -A port=([gatehouse]=18987 [nginx]=18986)
 contestants=(gatehouse nginx)

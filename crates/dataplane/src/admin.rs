@@ -205,9 +205,7 @@ fn purge(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             query: query.map(Into::into),
         },
     };
-    let removed = gateway
-        .cache()
-        .purge(&host.to_ascii_lowercase(), &which);
+    let removed = gateway.cache().purge(&host.to_ascii_lowercase(), &which);
     tracing::info!(host, ?which, removed, "cache purged");
     let mut resp = Response::new(Full::new(Bytes::from(format!(
         "{{\"removed\":{removed}}}\n"

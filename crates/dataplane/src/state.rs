@@ -10,10 +10,10 @@ use arc_swap::ArcSwap;
 use snapshot::Snapshot;
 use telemetry::{RouteMetrics, Telemetry};
 
+use crate::cache::{CacheCounters, ResponseCache};
 use crate::lb::ClusterState;
 use crate::retry::RetryBudget;
 use crate::tls::{Shared, TlsState};
-use crate::cache::{CacheCounters, ResponseCache};
 
 /// What one request reads: the snapshot and, index for index with its
 /// clusters and routes, their run-time state. Swapped as one value so a

@@ -105,21 +105,12 @@ pub(crate) fn add_global_default(
         PortRef::Number(default.port),
     );
     let target = crate::backends::target(resolved, usage, Some(builder), diags);
-    let route = builder.add_route(Route {
-        id: "default-backend".into(),
-        origin: Origin {
-            kind: "Service",
-            namespace: default.namespace.as_str().into(),
-            name: default.name.as_str().into(),
-        },
-        action: forward_to(target),
-        request_timeout: None,
-        backend_timeout: None,
-        filters: Filters::default(),
-        traffic: Traffic::default(),
-        rate_limits: Vec::new(),
-        policies: snapshot::RoutePolicies::default(),
-    });
+    let origin = Origin {
+        kind: "Service",
+        namespace: default.namespace.as_str().into(),
+        name: default.name.as_str().into(),
+    };
+    let route = builder.add_route(forwarding_route("default-backend".into(), origin, target));
     let hosts = builder.hosts();
     let provenance = Provenance {
         object,
@@ -159,6 +150,26 @@ pub(super) fn catch_all(route: snapshot::RouteIndex) -> RouteEntry {
 
 pub(super) fn forward_to(target: BackendTarget) -> Action {
     Action::Forward(Forward::new(vec![WeightedBackend { weight: 1, target }]))
+}
+
+/// A route that forwards to `target` and does nothing else (no filters,
+/// traffic settings, limits or policies): a default backend.
+pub(super) fn forwarding_route(
+    id: std::sync::Arc<str>,
+    origin: Origin,
+    target: BackendTarget,
+) -> Route {
+    Route {
+        id,
+        origin,
+        action: forward_to(target),
+        request_timeout: None,
+        backend_timeout: None,
+        filters: Filters::default(),
+        traffic: Traffic::default(),
+        rate_limits: Vec::new(),
+        policies: snapshot::RoutePolicies::default(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,12 +1,12 @@
 //! The routes of one Ingress: a route per path of every rule, the
 //! `app-root` redirect, and the default backend.
 
-use snapshot::{Filters, HostPattern, Origin, PathMatch, Route, RouteEntry, Traffic};
+use snapshot::{HostPattern, Origin, PathMatch, RouteEntry};
 
 use super::canary::Canaries;
 use super::compat::{Extras, app_root_route, path_filters};
 use super::paths::{
-    PathRoutes, add_catch_all, add_path_routes, backend_target, forward_to, path_match,
+    PathRoutes, add_catch_all, add_path_routes, backend_target, forwarding_route, path_match,
 };
 use crate::annotations::IngressAnnotations;
 use crate::backends::Backends;
@@ -186,21 +186,11 @@ impl IngressRoutes<'_> {
                 builder,
                 diags,
             );
-            let route = builder.add_route(Route {
-                id: format!(
-                    "ingress/{}/{}/default-backend",
-                    self.origin.namespace, self.origin.name
-                )
-                .into(),
-                origin: self.origin.clone(),
-                action: forward_to(target),
-                request_timeout: None,
-                backend_timeout: None,
-                filters: Filters::default(),
-                traffic: Traffic::default(),
-                rate_limits: Vec::new(),
-                policies: snapshot::RoutePolicies::default(),
-            });
+            let id = format!(
+                "ingress/{}/{}/default-backend",
+                self.origin.namespace, self.origin.name
+            );
+            let route = builder.add_route(forwarding_route(id.into(), self.origin.clone(), target));
             add_catch_all(
                 builder,
                 hosts,
